@@ -1,0 +1,116 @@
+#include "devices/bus.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bus_init(struct bus *bus, const char *name)
+{
+    memset(bus, 0, sizeof(*bus));
+    bus->name = name;
+    int err = pthread_mutex_init(&bus->lock, NULL);
+    return err ? -err : 0;
+}
+
+void bus_destroy(struct bus *bus)
+{
+    free(bus->ranges);
+    bus->ranges = NULL;
+    bus->count = bus->capacity = 0;
+    pthread_mutex_destroy(&bus->lock);
+}
+
+/* Index of the first range whose base is greater than addr. Caller holds the lock. */
+static size_t bus_upper_bound(const struct bus *bus, uint64_t addr)
+{
+    size_t lo = 0, hi = bus->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (bus->ranges[mid].base <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_io_fn io, void *owner,
+                 const char *name)
+{
+    if (len == 0 || io == NULL || base + len - 1 < base)
+        return -EINVAL;
+    uint64_t last = base + len - 1;
+
+    pthread_mutex_lock(&bus->lock);
+    size_t pos = bus_upper_bound(bus, base);
+    /* Only the neighbours can overlap: ranges are sorted and disjoint. */
+    bool overlaps_prev =
+        pos > 0 && bus->ranges[pos - 1].base + bus->ranges[pos - 1].len - 1 >= base;
+    bool overlaps_next = pos < bus->count && bus->ranges[pos].base <= last;
+    if (overlaps_prev || overlaps_next) {
+        pthread_mutex_unlock(&bus->lock);
+        return -EEXIST;
+    }
+    if (bus->count == bus->capacity) {
+        size_t capacity = bus->capacity ? bus->capacity * 2 : 16;
+        struct bus_range *grown = realloc(bus->ranges, capacity * sizeof(*grown));
+        if (!grown) {
+            pthread_mutex_unlock(&bus->lock);
+            return -ENOMEM;
+        }
+        bus->ranges = grown;
+        bus->capacity = capacity;
+    }
+    memmove(&bus->ranges[pos + 1], &bus->ranges[pos], (bus->count - pos) * sizeof(*bus->ranges));
+    bus->ranges[pos] = (struct bus_range){base, len, io, owner, name};
+    bus->count++;
+    pthread_mutex_unlock(&bus->lock);
+    return 0;
+}
+
+int bus_unregister(struct bus *bus, uint64_t base, void *owner)
+{
+    int ret = -ENOENT;
+    pthread_mutex_lock(&bus->lock);
+    size_t pos = bus_upper_bound(bus, base);
+    if (pos > 0 && bus->ranges[pos - 1].base == base && bus->ranges[pos - 1].owner == owner) {
+        memmove(&bus->ranges[pos - 1], &bus->ranges[pos],
+                (bus->count - pos) * sizeof(*bus->ranges));
+        bus->count--;
+        ret = 0;
+    }
+    pthread_mutex_unlock(&bus->lock);
+    return ret;
+}
+
+bool bus_access(struct bus *bus, uint64_t addr, void *data, uint32_t size, bool is_write)
+{
+    struct bus_range hit = {0};
+    bool found = false;
+
+    pthread_mutex_lock(&bus->lock);
+    size_t pos = bus_upper_bound(bus, addr);
+    if (pos > 0) {
+        const struct bus_range *r = &bus->ranges[pos - 1];
+        uint64_t offset = addr - r->base;
+        if (offset < r->len && size <= r->len - offset) {
+            hit = *r;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&bus->lock);
+
+    if (!found) {
+        if (is_write) {
+            atomic_fetch_add(&bus->unclaimed_writes, 1);
+        } else {
+            atomic_fetch_add(&bus->unclaimed_reads, 1);
+            memset(data, 0xff, size);
+        }
+        return false;
+    }
+    /* Devices outlive every range they register (BARs move, devices are never freed while
+     * vCPUs run), so calling outside the lock cannot reach a freed owner. */
+    hit.io(hit.owner, addr - hit.base, data, size, is_write);
+    return true;
+}

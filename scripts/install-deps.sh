@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages minivmm needs to build, test and run its guests, skipping
+# the apt work entirely when everything is already there (a second run costs nothing).
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config  # the build
+    libelf-dev                        # vmlinux ELF loading
+    libcmocka-dev                     # unit tests
+    clang-format                      # layout check in CI
+    busybox-static cpio               # the guest initramfs
+    qemu-system-x86 seabios           # the emulated KVM host, and QEMU as a peer and baseline
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+else
+    sudo=
+fi
+echo "minivmm: installing Debian packages: ${missing[*]}" >&2
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

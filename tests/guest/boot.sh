@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The default guest boots with two vCPUs, reaches userspace, sees both CPUs with the APIC
+# IDs the MP table gave them, and the status it writes to the debug-exit port becomes
+# minivmm's exit code.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
+require_guest_image
+
+out=$(run_with_kvm 600 "$MINIVMM" --cpus 2 --append "minivmm.run=guest-info,--exit,42" 2>&1)
+status=$?
+echo "$out" | grep -v '^\[' # the guest's userspace output, without kernel messages
+expect_status 42 "$status" "guest-chosen status through port 0xf4"
+expect_contains "$out" "init: running guest-info" "reached userspace (the initramfs's /init)"
+expect_matches "$out" "cpus online: 2 " "guest sees two CPUs"
+expect_contains "$out" "cpu 1: apicid 1" "second CPU has APIC ID 1"
+expect_contains "$out" "hypervisor: KVMKVMKVM" "guest sees the KVM CPUID signature"
+finish

@@ -1,0 +1,62 @@
+# Shared by the shell tests under tests/: source it. The tests get MINIVMM (the binary),
+# MINIVMM_BUILD_DIR and MINIVMM_SOURCE_DIR from ctest.
+# shellcheck shell=bash
+set -uo pipefail
+
+: "${MINIVMM_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${MINIVMM_BUILD_DIR:=$MINIVMM_SOURCE_DIR/build}"
+: "${MINIVMM:=$MINIVMM_BUILD_DIR/minivmm}"
+GUEST_IMAGE_DIR=$MINIVMM_BUILD_DIR/guest-image
+WITH_KVM=$MINIVMM_SOURCE_DIR/tests/kvm-host/with-kvm.sh
+SKIP=77
+
+test_name=$(basename "$0" .sh)
+failures=0
+
+skip() {
+    echo "SKIPPED $test_name: $*" >&2
+    exit $SKIP
+}
+
+fail() {
+    echo "FAIL $test_name: $*" >&2
+    failures=$((failures + 1))
+}
+
+pass() {
+    echo "ok $test_name: $*"
+}
+
+finish() {
+    if [ "$failures" -ne 0 ]; then
+        echo "$test_name: $failures check(s) failed" >&2
+        exit 1
+    fi
+    echo "$test_name: all checks passed"
+    exit 0
+}
+
+expect_status() { # expected actual what
+    if [ "$1" -eq "$2" ]; then pass "$3: exit status $2"; else fail "$3: exit status $2, expected $1"; fi
+}
+
+expect_contains() { # haystack needle what
+    if grep -qF -- "$2" <<<"$1"; then pass "$3"; else fail "$3: output lacks '$2'"; fi
+}
+
+expect_matches() { # haystack extended-regex what
+    if grep -qE -- "$2" <<<"$1"; then pass "$3"; else fail "$3: output does not match /$2/"; fi
+}
+
+require_guest_image() {
+    [ -f "$GUEST_IMAGE_DIR/bzImage" ] && [ -f "$GUEST_IMAGE_DIR/initramfs.cpio.gz" ] ||
+        skip "default guest image not built ($GUEST_IMAGE_DIR): cmake --build build --target guest-image"
+}
+
+# Runs a command where KVM can boot Linux: directly on VT-x/AMD-V hosts, otherwise in the
+# emulated KVM host. with-kvm.sh says on stderr which path it took.
+run_with_kvm() { # timeout-seconds command...
+    local timeout=$1
+    shift
+    "$WITH_KVM" --timeout "$timeout" -- "$@" </dev/null
+}

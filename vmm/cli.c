@@ -1,0 +1,160 @@
+#include "vmm/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+int parse_size(const char *text, uint64_t *size)
+{
+    if (!text || !isdigit((unsigned char)*text))
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (errno == ERANGE)
+        return -ERANGE;
+
+    unsigned int shift = 0;
+    switch (toupper((unsigned char)*end)) {
+    case '\0':
+        break;
+    case 'K':
+        shift = 10;
+        break;
+    case 'M':
+        shift = 20;
+        break;
+    case 'G':
+        shift = 30;
+        break;
+    case 'T':
+        shift = 40;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (*end) {
+        end++;
+        if (strcmp(end, "") != 0 && strcasecmp(end, "B") != 0 && strcasecmp(end, "iB") != 0)
+            return -EINVAL;
+    }
+    if (shift && value > (UINT64_MAX >> shift))
+        return -ERANGE;
+    *size = (uint64_t)value << shift;
+    return 0;
+}
+
+static void cli_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: minivmm [OPTIONS]\n"
+            "Boot a Linux bzImage or vmlinux ELF directly on KVM, with a serial console.\n"
+            "\n"
+            "  -k, --kernel=FILE   bzImage or vmlinux to boot (default: the project's guest\n"
+            "                      image, build/guest-image/bzImage, with its initramfs)\n"
+            "  -i, --initrd=FILE   initial ramdisk\n"
+            "  -p, --append=TEXT   add TEXT to the kernel command line\n"
+            "  -m, --mem=SIZE      guest memory, with suffix K, M or G (default 256M)\n"
+            "  -c, --cpus=N        number of vCPUs, 1-%d (default 1)\n"
+            "  -v, --verbose       debug messages, and counts of unclaimed I/O at exit\n"
+            "  -h, --help          show this help\n"
+            "  -V, --version       show the version\n"
+            "\n"
+            "Console: the guest's COM1 on stdin/stdout; on a terminal, Ctrl-A x quits.\n"
+            "Exit status: 0 guest reboot; N guest wrote N to port 0xf4; 64 usage error;\n"
+            "65 invalid kernel or initrd; 66 file cannot be read; 69 no usable KVM;\n"
+            "70 guest crashed; 71 KVM or system error; 128+N stopped by signal N.\n",
+            CLI_MAX_CPUS);
+}
+
+enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE *out, FILE *err)
+{
+    static const struct option options[] = {
+        {"kernel", required_argument, NULL, 'k'},
+        {"initrd", required_argument, NULL, 'i'},
+        {"append", required_argument, NULL, 'p'},
+        {"mem", required_argument, NULL, 'm'},
+        {"cpus", required_argument, NULL, 'c'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+
+    *config = (struct vm_config){.mem_size = CLI_DEFAULT_MEM, .cpus = 1};
+    /* getopt keeps global state; resetting it lets tests parse several command lines. */
+    optind = 0;
+    opterr = 0;
+
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":k:i:p:m:c:vhV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'k':
+            config->kernel_path = optarg;
+            break;
+        case 'i':
+            config->initrd_path = optarg;
+            break;
+        case 'p':
+            config->append = optarg;
+            break;
+        case 'm': {
+            int ret = parse_size(optarg, &config->mem_size);
+            if (ret == 0 && config->mem_size < CLI_MIN_MEM)
+                ret = -ERANGE;
+            if (ret) {
+                fprintf(
+                    err,
+                    "minivmm: error: --mem '%s': %s (for example 512M or 2G, at least %llu M)\n",
+                    optarg, ret == -EINVAL ? "not a size" : "out of range", CLI_MIN_MEM >> 20);
+                return CLI_ERROR;
+            }
+            break;
+        }
+        case 'c': {
+            char *end;
+            errno = 0;
+            long cpus = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || cpus < 1 || cpus > CLI_MAX_CPUS) {
+                fprintf(err, "minivmm: error: --cpus '%s': expected a number from 1 to %d\n",
+                        optarg, CLI_MAX_CPUS);
+                return CLI_ERROR;
+            }
+            config->cpus = (unsigned int)cpus;
+            break;
+        }
+        case 'v':
+            config->verbose = true;
+            break;
+        case 'h':
+            cli_usage(out);
+            return CLI_EXIT_OK;
+        case 'V':
+            fprintf(out, "minivmm %s\n", MINIVMM_VERSION);
+            return CLI_EXIT_OK;
+        case ':':
+            fprintf(err, "minivmm: error: option '%s' needs a value (see --help)\n",
+                    argv[optind - 1]);
+            return CLI_ERROR;
+        default: {
+            /* For a long option argv[optind - 1] is the culprit; for a short one inside a
+             * group ("-xv") it may be an earlier argument, so name optopt instead. */
+            const char *arg = argv[optind - 1];
+            if (strncmp(arg, "--", 2) == 0)
+                fprintf(err, "minivmm: error: unknown option '%.*s' (see --help)\n",
+                        (int)strcspn(arg, "="), arg);
+            else
+                fprintf(err, "minivmm: error: unknown option '-%c' (see --help)\n", optopt);
+            return CLI_ERROR;
+        }
+        }
+    }
+    if (optind < argc) {
+        fprintf(err, "minivmm: error: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return CLI_ERROR;
+    }
+    return CLI_RUN;
+}

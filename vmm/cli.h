@@ -1,0 +1,31 @@
+/* The command line, parsed into a plain config so it can be tested without a VM. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_MAX_CPUS    64
+#define CLI_DEFAULT_MEM (256ull << 20)
+#define CLI_MIN_MEM     (16ull << 20)
+
+struct vm_config {
+    const char *kernel_path; /* NULL: the default guest image next to the binary */
+    const char *initrd_path; /* NULL: none, or the default image's when kernel is default */
+    const char *append;      /* added to the built-in kernel command line */
+    uint64_t mem_size;
+    unsigned int cpus;
+    bool verbose;
+};
+
+enum cli_result {
+    CLI_RUN,     /* config is complete: start the VM */
+    CLI_EXIT_OK, /* --help or --version was printed */
+    CLI_ERROR,   /* an error was printed to err */
+};
+
+enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE *out, FILE *err);
+
+/* Parses "512", "512K", "256M", "2G" (binary units, optional trailing "iB"/"B").
+ * Returns 0 or -EINVAL (not a size) or -ERANGE (overflows 64 bits). */
+int parse_size(const char *text, uint64_t *size);

@@ -1,0 +1,475 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/cpuid.h"
+#include "vmm/exit_codes.h"
+#include "vmm/exit_dispatch.h"
+#include "vmm/layout.h"
+#include "vmm/log.h"
+#include "vmm/long_mode.h"
+#include "vmm/mptable.h"
+
+#define KVM_DEVICE        "/dev/kvm"
+#define CPUID_MAX_ENTRIES 256
+/* Sent to a vCPU thread to pull it out of KVM_RUN when the VM stops. */
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+static const unsigned int required_caps[] = {KVM_CAP_IRQCHIP, KVM_CAP_PIT2, KVM_CAP_USER_MEMORY,
+                                             KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_SET_TSS_ADDR};
+static const char *const required_cap_names[] = {"KVM_CAP_IRQCHIP", "KVM_CAP_PIT2",
+                                                 "KVM_CAP_USER_MEMORY", "KVM_CAP_IMMEDIATE_EXIT",
+                                                 "KVM_CAP_SET_TSS_ADDR"};
+
+void vm_request_stop(struct vm *vm, int exit_code, const char *reason)
+{
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&vm->stopping, &expected, true))
+        return;
+    vm->exit_code = exit_code;
+    snprintf(vm->stop_reason, sizeof(vm->stop_reason), "%s", reason);
+    uint64_t one = 1;
+    /* Cannot fail short of a bad fd; the vCPU kicks below still stop the VM if it did. */
+    if (write(vm->stop_fd, &one, sizeof(one)) != sizeof(one))
+        log_warn("write(stop eventfd): %s", strerror(errno));
+    for (unsigned int i = 0; i < vm->cpu_count; i++) {
+        struct vcpu *vcpu = &vm->vcpus[i];
+        if (vcpu->run)
+            __atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        if (vcpu->thread_started && !pthread_equal(vcpu->thread, pthread_self()))
+            pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+    }
+}
+
+static void vm_machine_stop(void *ctx, enum machine_stop_reason reason, int status)
+{
+    struct vm *vm = ctx;
+    if (reason == MACHINE_STOP_RESET) {
+        vm_request_stop(vm, EXIT_GUEST_RESET, "guest reset the machine (i8042)");
+    } else {
+        char why[64];
+        snprintf(why, sizeof(why), "guest wrote exit status %d to the debug-exit port", status);
+        vm_request_stop(vm, status, why);
+    }
+}
+
+static void vm_set_irq_level(void *ctx, uint32_t gsi, bool level)
+{
+    struct vm *vm = ctx;
+    struct kvm_irq_level irq = {.irq = gsi, .level = level};
+    if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+        log_error("KVM_IRQ_LINE gsi %u level %d: %s", gsi, level, strerror(errno));
+}
+
+static int vm_check_kvm(struct vm *vm)
+{
+    int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        log_error("KVM_GET_API_VERSION: got %d, need %d", version, KVM_API_VERSION);
+        return EXIT_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
+        if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required_caps[i]) <= 0) {
+            log_error("KVM_CHECK_EXTENSION: this KVM lacks %s", required_cap_names[i]);
+            return EXIT_UNAVAILABLE;
+        }
+    }
+    return 0;
+}
+
+static int vm_set_memory(struct vm *vm)
+{
+    struct kvm_userspace_memory_region low = {
+        .slot = 0,
+        .guest_phys_addr = 0,
+        .memory_size = vm->ram.low_size,
+        .userspace_addr = (uintptr_t)vm->ram.host,
+    };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &low) < 0) {
+        log_error("KVM_SET_USER_MEMORY_REGION slot 0 (%llu MiB at 0): %s",
+                  (unsigned long long)(low.memory_size >> 20), strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    if (vm->ram.high_size) {
+        struct kvm_userspace_memory_region high = {
+            .slot = 1,
+            .guest_phys_addr = HIGH_RAM_START,
+            .memory_size = vm->ram.high_size,
+            .userspace_addr = (uintptr_t)(vm->ram.host + vm->ram.low_size),
+        };
+        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &high) < 0) {
+            log_error("KVM_SET_USER_MEMORY_REGION slot 1 (%llu MiB at 4 GiB): %s",
+                      (unsigned long long)(high.memory_size >> 20), strerror(errno));
+            return EXIT_HOST_ERROR;
+        }
+    }
+    return 0;
+}
+
+static time_t vm_clock(void *ctx)
+{
+    (void)ctx;
+    return time(NULL);
+}
+
+static int vm_add_devices(struct vm *vm, int console_out)
+{
+    struct machine_control mc = {.request_stop = vm_machine_stop, .ctx = vm};
+    struct uart_config com1 = {
+        .base = UART_COM1_BASE,
+        .irq = {.set_level = vm_set_irq_level, .ctx = vm, .gsi = UART_COM1_IRQ},
+        .out_fd = console_out,
+    };
+    int ret;
+
+    if ((ret = uart_init(&vm->com1, &vm->pio, &com1)))
+        goto fail;
+    if ((ret = i8042_init(&vm->i8042, &vm->pio, &mc)))
+        goto fail_i8042;
+    if ((ret = debug_exit_init(&vm->debug_exit, &vm->pio, DEBUG_EXIT_PORT, &mc)))
+        goto fail_debug_exit;
+    if ((ret = cmos_init(&vm->cmos, &vm->pio, vm_clock, NULL)))
+        goto fail_cmos;
+    if ((ret = legacy_ports_init(&vm->legacy_ports, &vm->pio)))
+        goto fail_legacy;
+    vm->devices_added = true;
+    return 0;
+
+fail_legacy:
+    cmos_destroy(&vm->cmos);
+fail_cmos:
+    debug_exit_destroy(&vm->debug_exit);
+fail_debug_exit:
+    i8042_destroy(&vm->i8042);
+fail_i8042:
+    uart_destroy(&vm->com1);
+fail:
+    log_error("registering the legacy devices on the port I/O bus: %s", strerror(-ret));
+    return EXIT_HOST_ERROR;
+}
+
+int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_out)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+    vm->cpu_count = cpus;
+    for (unsigned int i = 0; i < CLI_MAX_CPUS; i++)
+        vm->vcpus[i].fd = -1;
+    int ret;
+
+    if ((ret = bus_init(&vm->pio, "port I/O")) || (ret = bus_init(&vm->mmio, "MMIO"))) {
+        log_error("bus_init: %s", strerror(-ret));
+        return EXIT_HOST_ERROR;
+    }
+    vm->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (vm->stop_fd < 0) {
+        log_error("eventfd: %s", strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    vm->kvm_fd = open(KVM_DEVICE, O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0) {
+        log_error("open %s: %s", KVM_DEVICE, strerror(errno));
+        return errno == ENOENT || errno == ENODEV ? EXIT_UNAVAILABLE : EXIT_HOST_ERROR;
+    }
+    if ((ret = vm_check_kvm(vm)))
+        return ret;
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0) {
+        log_error("KVM_CREATE_VM: %s", strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    /* Intel needs these private pages for real-mode emulation; they must be in the hole. */
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS) < 0) {
+        log_error("KVM_SET_TSS_ADDR 0x%llx: %s", LAYOUT_KVM_TSS, strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    uint64_t identity_map = LAYOUT_KVM_IDENTITY_MAP;
+    if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0 &&
+        ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0) {
+        log_error("KVM_SET_IDENTITY_MAP_ADDR 0x%llx: %s", LAYOUT_KVM_IDENTITY_MAP, strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+        log_error("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+    if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+        log_error("KVM_CREATE_PIT2: %s", strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    if ((ret = guest_ram_init(&vm->ram, mem_size))) {
+        log_error("mmap %llu MiB of guest memory: %s", (unsigned long long)(mem_size >> 20),
+                  strerror(-ret));
+        return EXIT_HOST_ERROR;
+    }
+    if ((ret = vm_set_memory(vm)))
+        return ret;
+    return vm_add_devices(vm, console_out);
+}
+
+static int vcpu_set_cpuid(struct vm *vm, struct vcpu *vcpu, const struct kvm_cpuid2 *supported)
+{
+    size_t size = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
+    struct kvm_cpuid2 *cpuid = malloc(size);
+    if (!cpuid) {
+        log_error("allocating CPUID for vCPU %u: out of memory", vcpu->index);
+        return EXIT_HOST_ERROR;
+    }
+    memcpy(cpuid, supported, size);
+    cpuid_customize(cpuid, vcpu->index, vm->cpu_count);
+    int ret = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid);
+    free(cpuid);
+    if (ret < 0) {
+        log_error("KVM_SET_CPUID2 vCPU %u: %s", vcpu->index, strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    return 0;
+}
+
+static int vcpu_enter_kernel(struct vm *vm, struct vcpu *vcpu)
+{
+    struct kvm_sregs sregs;
+    if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0) {
+        log_error("KVM_GET_SREGS vCPU %u: %s", vcpu->index, strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    long_mode_set_sregs(&sregs);
+    if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0) {
+        log_error("KVM_SET_SREGS vCPU %u: %s", vcpu->index, strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    struct kvm_regs regs;
+    long_mode_set_regs(&regs, vm->boot.entry, vm->boot.zero_page);
+    if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0) {
+        log_error("KVM_SET_REGS vCPU %u: %s", vcpu->index, strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    /* The FPU's reset state has exceptions masked the way the kernel expects. */
+    struct kvm_fpu fpu = {.fcw = 0x37F, .mxcsr = 0x1F80};
+    if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0) {
+        log_error("KVM_SET_FPU vCPU %u: %s", vcpu->index, strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    return 0;
+}
+
+static int vm_create_vcpus(struct vm *vm)
+{
+    int run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (run_size < (int)sizeof(struct kvm_run)) {
+        log_error("KVM_GET_VCPU_MMAP_SIZE: %s", run_size < 0 ? strerror(errno) : "too small");
+        return EXIT_HOST_ERROR;
+    }
+    struct kvm_cpuid2 *supported =
+        calloc(1, sizeof(*supported) + CPUID_MAX_ENTRIES * sizeof(supported->entries[0]));
+    if (!supported) {
+        log_error("allocating CPUID: out of memory");
+        return EXIT_HOST_ERROR;
+    }
+    supported->nent = CPUID_MAX_ENTRIES;
+    int ret = 0;
+    if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, supported) < 0) {
+        log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+        ret = EXIT_HOST_ERROR;
+        goto out;
+    }
+
+    for (unsigned int i = 0; i < vm->cpu_count && !ret; i++) {
+        struct vcpu *vcpu = &vm->vcpus[i];
+        vcpu->vm = vm;
+        vcpu->index = i;
+        vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+        if (vcpu->fd < 0) {
+            log_error("KVM_CREATE_VCPU %u: %s", i, strerror(errno));
+            ret = EXIT_HOST_ERROR;
+            break;
+        }
+        void *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+        if (run == MAP_FAILED) {
+            log_error("mmap kvm_run of vCPU %u: %s", i, strerror(errno));
+            ret = EXIT_HOST_ERROR;
+            break;
+        }
+        vcpu->run = run;
+        vcpu->run_size = (size_t)run_size;
+        ret = vcpu_set_cpuid(vm, vcpu, supported);
+        /* The other vCPUs wait, in KVM, for the INIT/SIPI that Linux sends them. */
+        if (!ret && i == 0)
+            ret = vcpu_enter_kernel(vm, vcpu);
+    }
+out:
+    free(supported);
+    return ret;
+}
+
+int vm_load(struct vm *vm, const struct kernel_image *image, const uint8_t *initrd,
+            size_t initrd_size, const char *cmdline)
+{
+    char why[256];
+    if (boot_load(&vm->ram, image, initrd, initrd_size, cmdline, &vm->boot, why, sizeof(why))) {
+        log_error("%s", why);
+        return EXIT_BAD_IMAGE;
+    }
+    void *mp = guest_ram_ptr(&vm->ram, LAYOUT_MPTABLE, LAYOUT_HIGH_MEMORY - LAYOUT_MPTABLE);
+    if (!mp || !mptable_write(mp, LAYOUT_HIGH_MEMORY - LAYOUT_MPTABLE, LAYOUT_MPTABLE,
+                              vm->cpu_count, LAYOUT_IOAPIC)) {
+        log_error("MP table for %u CPUs does not fit in the BIOS area", vm->cpu_count);
+        return EXIT_HOST_ERROR;
+    }
+    if (long_mode_write_tables(&vm->ram)) {
+        log_error("boot page tables do not fit in guest memory");
+        return EXIT_HOST_ERROR;
+    }
+    log_debug("kernel entry 0x%llx, zero page 0x%llx, initrd %llu bytes at 0x%llx",
+              (unsigned long long)vm->boot.entry, (unsigned long long)vm->boot.zero_page,
+              (unsigned long long)vm->boot.initrd_size, (unsigned long long)vm->boot.initrd_addr);
+    return vm_create_vcpus(vm);
+}
+
+static void vcpu_kick_handler(int sig)
+{
+    (void)sig; /* its only job is to interrupt KVM_RUN with EINTR */
+}
+
+static void *vcpu_thread(void *arg)
+{
+    struct vcpu *vcpu = arg;
+    struct vm *vm = vcpu->vm;
+    char name[16];
+    snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
+    pthread_setname_np(pthread_self(), name);
+
+    sigset_t kick;
+    sigemptyset(&kick);
+    sigaddset(&kick, VCPU_KICK_SIGNAL);
+    pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+
+    while (!atomic_load(&vm->stopping)) {
+        if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            char why[96];
+            snprintf(why, sizeof(why), "KVM_RUN vCPU %u: %s", vcpu->index, strerror(errno));
+            log_error("%s", why);
+            vm_request_stop(vm, EXIT_HOST_ERROR, why);
+            break;
+        }
+        struct exit_outcome outcome;
+        exit_dispatch(vcpu->run, vcpu->run_size, &vm->pio, &vm->mmio, &outcome);
+        if (outcome.action == EXIT_ACTION_RESET) {
+            vm_request_stop(vm, EXIT_GUEST_RESET, outcome.reason);
+        } else if (outcome.action == EXIT_ACTION_CRASH) {
+            char why[192];
+            snprintf(why, sizeof(why), "vCPU %u: %s", vcpu->index, outcome.reason);
+            log_error("%s", why);
+            vm_request_stop(vm, EXIT_GUEST_CRASH, why);
+        }
+    }
+    return NULL;
+}
+
+int vm_run(struct vm *vm, int signal_fd)
+{
+    struct sigaction kick = {.sa_handler = vcpu_kick_handler};
+    sigemptyset(&kick.sa_mask);
+    if (sigaction(VCPU_KICK_SIGNAL, &kick, NULL) < 0) {
+        log_error("sigaction(SIGUSR1): %s", strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    /* vCPU threads start with the kick signal blocked and unblock it themselves, so it
+     * can only arrive where it is expected. */
+    sigset_t block, saved;
+    sigemptyset(&block);
+    sigaddset(&block, VCPU_KICK_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &block, &saved);
+
+    for (unsigned int i = 0; i < vm->cpu_count; i++) {
+        int err = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
+        if (err) {
+            log_error("pthread_create vCPU %u: %s", i, strerror(err));
+            vm_request_stop(vm, EXIT_HOST_ERROR, "could not start every vCPU");
+            break;
+        }
+        vm->vcpus[i].thread_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+
+    while (!atomic_load(&vm->stopping)) {
+        struct pollfd fds[2] = {{.fd = vm->stop_fd, .events = POLLIN},
+                                {.fd = signal_fd, .events = POLLIN}};
+        if (poll(fds, signal_fd >= 0 ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("poll on the stop and signal fds: %s", strerror(errno));
+            vm_request_stop(vm, EXIT_HOST_ERROR, "poll failed");
+            break;
+        }
+        if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
+            struct signalfd_siginfo info;
+            if (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+                char why[64];
+                snprintf(why, sizeof(why), "stopped by signal %s", strsignal((int)info.ssi_signo));
+                vm_request_stop(vm, EXIT_SIGNAL_BASE + (int)info.ssi_signo, why);
+            }
+        }
+    }
+    /* A vCPU may have been between its stopping check and KVM_RUN when the first kick
+     * went out; immediate_exit catches that, and this second kick covers the rest. */
+    for (unsigned int i = 0; i < vm->cpu_count; i++) {
+        if (vm->vcpus[i].thread_started) {
+            pthread_kill(vm->vcpus[i].thread, VCPU_KICK_SIGNAL);
+            pthread_join(vm->vcpus[i].thread, NULL);
+            vm->vcpus[i].thread_started = false;
+        }
+    }
+    log_debug("VM stopped: %s (exit code %d)", vm->stop_reason, vm->exit_code);
+    if (log_is_verbose())
+        log_debug("unclaimed accesses: port I/O %llu reads, %llu writes; MMIO %llu reads, "
+                  "%llu writes",
+                  (unsigned long long)atomic_load(&vm->pio.unclaimed_reads),
+                  (unsigned long long)atomic_load(&vm->pio.unclaimed_writes),
+                  (unsigned long long)atomic_load(&vm->mmio.unclaimed_reads),
+                  (unsigned long long)atomic_load(&vm->mmio.unclaimed_writes));
+    return vm->exit_code;
+}
+
+void vm_destroy(struct vm *vm)
+{
+    for (unsigned int i = 0; i < vm->cpu_count; i++) {
+        struct vcpu *vcpu = &vm->vcpus[i];
+        if (vcpu->run)
+            munmap(vcpu->run, vcpu->run_size);
+        if (vcpu->fd >= 0)
+            close(vcpu->fd);
+    }
+    if (vm->devices_added) {
+        legacy_ports_destroy(&vm->legacy_ports);
+        cmos_destroy(&vm->cmos);
+        debug_exit_destroy(&vm->debug_exit);
+        i8042_destroy(&vm->i8042);
+        uart_destroy(&vm->com1);
+    }
+    guest_ram_destroy(&vm->ram);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    if (vm->stop_fd >= 0)
+        close(vm->stop_fd);
+    bus_destroy(&vm->mmio);
+    bus_destroy(&vm->pio);
+}

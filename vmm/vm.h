@@ -1,0 +1,75 @@
+/* One virtual machine: its KVM handles, memory, buses, devices and vCPUs. Everything a VM
+ * owns hangs off this struct, so one process can hold several (the unit tests do). */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+#include "devices/cmos.h"
+#include "devices/debug_exit.h"
+#include "devices/i8042.h"
+#include "devices/legacy_ports.h"
+#include "devices/uart.h"
+#include "vmm/boot.h"
+#include "vmm/cli.h"
+#include "vmm/guest_ram.h"
+
+struct vm;
+
+struct vcpu {
+    struct vm *vm;
+    unsigned int index;
+    int fd;
+    struct kvm_run *run;
+    size_t run_size;
+    pthread_t thread;
+    bool thread_started;
+};
+
+struct vm {
+    int kvm_fd;
+    int vm_fd;
+    struct guest_ram ram;
+    struct bus pio;
+    struct bus mmio;
+    unsigned int cpu_count;
+    struct vcpu vcpus[CLI_MAX_CPUS];
+    struct boot_layout boot;
+
+    struct uart com1;
+    struct i8042 i8042;
+    struct debug_exit debug_exit;
+    struct cmos cmos;
+    struct legacy_ports legacy_ports;
+    bool devices_added;
+
+    /* Stopping: the first request wins and fixes the exit code; stop_fd (an eventfd)
+     * wakes the threads that wait in poll(). */
+    int stop_fd;
+    atomic_bool stopping;
+    int exit_code;
+    char stop_reason[192];
+};
+
+/* Opens KVM, creates the VM with its irqchip, PIT, memory and legacy devices.
+ * console_out is where COM1's output goes. Returns 0 or a minivmm exit code
+ * (EXIT_HOST_ERROR, EXIT_UNAVAILABLE) after printing why. */
+int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_out);
+
+/* Loads the kernel and initrd, writes the MP table and boot tables, creates the vCPUs
+ * with the boot CPU at the kernel entry. Returns 0 or an exit code after printing why. */
+int vm_load(struct vm *vm, const struct kernel_image *image, const uint8_t *initrd,
+            size_t initrd_size, const char *cmdline);
+
+/* Runs every vCPU in its own thread until the guest or a signal (SIGINT, SIGTERM, SIGHUP,
+ * delivered through signal_fd) stops the VM. Returns the exit code. */
+int vm_run(struct vm *vm, int signal_fd);
+
+/* Asks the VM to stop with exit_code unless a stop is already under way. Thread-safe. */
+void vm_request_stop(struct vm *vm, int exit_code, const char *reason);
+
+void vm_destroy(struct vm *vm);
