@@ -113,7 +113,7 @@ static int stop_signals_fd(void)
 }
 
 static int run_vm(const struct vm_config *config, const struct kernel_image *image,
-                  const struct boot_files *files, const char *cmdline)
+                  struct boot_files *files, const char *cmdline)
 {
     int signal_fd = stop_signals_fd();
     if (signal_fd < 0)
@@ -131,6 +131,9 @@ static int run_vm(const struct vm_config *config, const struct kernel_image *ima
     int ret = vm_create(vm, config->mem_size, config->cpus, STDOUT_FILENO);
     if (!ret)
         ret = vm_load(vm, image, files->initrd.data, files->initrd.size, cmdline);
+    /* The guest has its copy now: the files would only add to the VMM's resident size. */
+    mapped_file_close(&files->initrd);
+    mapped_file_close(&files->kernel);
     if (!ret) {
         console_init(&console, vm, STDIN_FILENO);
         if (console_start(&console) == 0) {
