@@ -4,8 +4,10 @@
  * Two ways to reach the port from a Linux guest:
  * - ioperm() + outl from user mode, as the contract was first written. Under nested KVM in
  *   QEMU's TCG emulator (the emulated KVM host, tests/kvm-host/) the user-mode OUT faults
- *   with #GP -> SIGSEGV although ioperm() succeeded (TCG's TSS I/O-bitmap check rejects
- *   the nested guest's TSS). It works on real AMD-V/VT-x hardware and under plain TCG.
+ *   with #GP -> SIGSEGV although ioperm() succeeded: TCG's I/O-permission check
+ *   (helper_check_io) accepts only an "available" TSS type in TR, most likely not what the
+ *   nested guest's TR says once loaded from the VMCB. It works on real AMD-V/VT-x hardware
+ *   and under plain TCG.
  * - /dev/port: the kernel does the (1-byte) outb at CPL0, where no I/O bitmap applies.
  * AUTO tries the first, catches the fault, and falls back to the second, silently: the VM
  * ends at once on success, and a half-sent line would only garble the console. Reasons are

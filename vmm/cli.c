@@ -59,6 +59,10 @@ static void cli_usage(FILE *out)
             "  -p, --append=TEXT   add TEXT to the kernel command line\n"
             "  -m, --mem=SIZE      guest memory, with suffix K, M or G (default 256M)\n"
             "  -c, --cpus=N        number of vCPUs, 1-%d (default 1)\n"
+            "  -s, --shm=NAME[,size=SIZE][,vectors=N]\n"
+            "                      share memory with every VM started with the same NAME\n"
+            "                      through an ivshmem device (default 4M, 2 vectors; up to %d)\n"
+            "      --shm-list      list this user's shared-memory groups and their peers\n"
             "  -v, --verbose       debug messages, and counts of unclaimed I/O at exit\n"
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n"
@@ -67,8 +71,10 @@ static void cli_usage(FILE *out)
             "Exit status: 0 guest reboot; N guest wrote N to port 0xf4; 64 usage error;\n"
             "65 invalid kernel or initrd; 66 file cannot be read; 69 no usable KVM;\n"
             "70 guest crashed; 71 KVM or system error; 128+N stopped by signal N.\n",
-            CLI_MAX_CPUS);
+            CLI_MAX_CPUS, CLI_MAX_SHM);
 }
+
+enum { CLI_OPT_SHM_LIST = 0x100 };
 
 enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE *out, FILE *err)
 {
@@ -78,6 +84,8 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE 
         {"append", required_argument, NULL, 'p'},
         {"mem", required_argument, NULL, 'm'},
         {"cpus", required_argument, NULL, 'c'},
+        {"shm", required_argument, NULL, 's'},
+        {"shm-list", no_argument, NULL, CLI_OPT_SHM_LIST},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -90,7 +98,7 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE 
     opterr = 0;
 
     int opt;
-    while ((opt = getopt_long(argc, argv, ":k:i:p:m:c:vhV", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":k:i:p:m:c:s:vhV", options, NULL)) != -1) {
         switch (opt) {
         case 'k':
             config->kernel_path = optarg;
@@ -103,13 +111,14 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE 
             break;
         case 'm': {
             int ret = parse_size(optarg, &config->mem_size);
-            if (ret == 0 && config->mem_size < CLI_MIN_MEM)
+            if (ret == 0 && (config->mem_size < CLI_MIN_MEM || config->mem_size > CLI_MAX_MEM))
                 ret = -ERANGE;
             if (ret) {
                 fprintf(
                     err,
-                    "minivmm: error: --mem '%s': %s (for example 512M or 2G, at least %llu M)\n",
-                    optarg, ret == -EINVAL ? "not a size" : "out of range", CLI_MIN_MEM >> 20);
+                    "minivmm: error: --mem '%s': %s (for example 512M or 2G, %llu M to %llu G)\n",
+                    optarg, ret == -EINVAL ? "not a size" : "out of range", CLI_MIN_MEM >> 20,
+                    CLI_MAX_MEM >> 30);
                 return CLI_ERROR;
             }
             break;
@@ -126,6 +135,28 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE 
             config->cpus = (unsigned int)cpus;
             break;
         }
+        case 's': {
+            char why[192];
+            if (config->shm_count == CLI_MAX_SHM) {
+                fprintf(err, "minivmm: error: --shm given more than %d times\n", CLI_MAX_SHM);
+                return CLI_ERROR;
+            }
+            if (shm_spec_parse(optarg, &config->shm[config->shm_count], why, sizeof(why))) {
+                fprintf(err, "minivmm: error: --shm '%s': %s\n", optarg, why);
+                return CLI_ERROR;
+            }
+            for (unsigned int i = 0; i < config->shm_count; i++) {
+                if (strcmp(config->shm[i].name, config->shm[config->shm_count].name) == 0) {
+                    fprintf(err, "minivmm: error: --shm '%s': group named twice\n", optarg);
+                    return CLI_ERROR;
+                }
+            }
+            config->shm_count++;
+            break;
+        }
+        case CLI_OPT_SHM_LIST:
+            config->shm_list = true;
+            break;
         case 'v':
             config->verbose = true;
             break;

@@ -5,9 +5,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vmm/shm_group.h"
+
 #define CLI_MAX_CPUS    64
 #define CLI_DEFAULT_MEM (256ull << 20)
 #define CLI_MIN_MEM     (16ull << 20)
+/* Guest RAM stays far below the 64-bit PCI window at 256 GiB. */
+#define CLI_MAX_MEM (64ull << 30)
+#define CLI_MAX_SHM 4
 
 struct vm_config {
     const char *kernel_path; /* NULL: the default guest image next to the binary */
@@ -16,6 +21,9 @@ struct vm_config {
     uint64_t mem_size;
     unsigned int cpus;
     bool verbose;
+    bool shm_list; /* --shm-list: print the shared-memory groups and exit */
+    unsigned int shm_count;
+    struct shm_spec shm[CLI_MAX_SHM];
 };
 
 enum cli_result {

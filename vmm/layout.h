@@ -3,6 +3,8 @@
  * clear of each other and of the kernel image loaded at LAYOUT_KERNEL_START. */
 #pragma once
 
+#include "vmm/guest_ram.h" /* PCI_HOLE_START */
+
 #define LAYOUT_GDT          0x0500ull
 #define LAYOUT_ZERO_PAGE    0x7000ull
 #define LAYOUT_BOOT_STACK   0x8ff0ull

@@ -130,6 +130,8 @@ static int run_vm(const struct vm_config *config, const struct kernel_image *ima
     struct console console;
     int ret = vm_create(vm, config->mem_size, config->cpus, STDOUT_FILENO);
     if (!ret)
+        ret = vm_add_shm(vm, config->shm, config->shm_count);
+    if (!ret)
         ret = vm_load(vm, image, files->initrd.data, files->initrd.size, cmdline);
     /* The guest has its copy now: the files would only add to the VMM's resident size. */
     mapped_file_close(&files->initrd);
@@ -162,6 +164,12 @@ int main(int argc, char **argv)
         break;
     }
     log_set_verbose(config.verbose);
+    if (config.shm_list) {
+        int groups = shm_group_list(stdout);
+        if (groups == 0)
+            printf("no shared-memory groups\n");
+        return groups < 0 ? EXIT_HOST_ERROR : 0;
+    }
 
     /* Every input is checked before KVM is touched: a bad file is reported the same way
      * on every host, and nothing is left half-started. */

@@ -146,6 +146,11 @@ static int vm_add_devices(struct vm *vm, int console_out)
     if ((ret = legacy_ports_init(&vm->legacy_ports, &vm->pio)))
         goto fail_legacy;
     vm->devices_added = true;
+    if ((ret = pci_bus_init(&vm->pci, &vm->pio, &vm->mmio, NULL))) {
+        log_error("registering the PCI host bridge (ports 0xcf8-0xcff): %s", strerror(-ret));
+        return EXIT_HOST_ERROR;
+    }
+    vm->pci_ready = true;
     return 0;
 
 fail_legacy:
@@ -206,6 +211,8 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_o
         log_error("KVM_CREATE_IRQCHIP: %s", strerror(errno));
         return EXIT_HOST_ERROR;
     }
+    irq_routing_init(&vm->irq_routing, vm->vm_fd);
+    vm->irq_routing_ready = true;
     struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
         log_error("KVM_CREATE_PIT2: %s", strerror(errno));
@@ -219,6 +226,18 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_o
     if ((ret = vm_set_memory(vm)))
         return ret;
     return vm_add_devices(vm, console_out);
+}
+
+int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count)
+{
+    for (unsigned int i = 0; i < count; i++) {
+        /* Slots 0 and 1 hold guest RAM below and above the PCI hole. */
+        int ret = shm_device_create(&vm->shm[i], vm, &specs[i], 2 + i);
+        vm->shm_count = i + 1;
+        if (ret)
+            return ret;
+    }
+    return 0;
 }
 
 static int vcpu_set_cpuid(struct vm *vm, struct vcpu *vcpu, const struct kvm_cpuid2 *supported)
@@ -456,6 +475,10 @@ void vm_destroy(struct vm *vm)
         if (vcpu->fd >= 0)
             close(vcpu->fd);
     }
+    for (unsigned int i = 0; i < vm->shm_count; i++)
+        shm_device_destroy(&vm->shm[i]);
+    if (vm->pci_ready)
+        pci_bus_destroy(&vm->pci);
     if (vm->devices_added) {
         legacy_ports_destroy(&vm->legacy_ports);
         cmos_destroy(&vm->cmos);
@@ -464,6 +487,8 @@ void vm_destroy(struct vm *vm)
         uart_destroy(&vm->com1);
     }
     guest_ram_destroy(&vm->ram);
+    if (vm->irq_routing_ready)
+        irq_routing_destroy(&vm->irq_routing);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);
     if (vm->kvm_fd >= 0)

@@ -13,10 +13,13 @@
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"
 #include "devices/legacy_ports.h"
+#include "devices/pci.h"
 #include "devices/uart.h"
 #include "vmm/boot.h"
 #include "vmm/cli.h"
 #include "vmm/guest_ram.h"
+#include "vmm/irq_routing.h"
+#include "vmm/shm_device.h"
 
 struct vm;
 
@@ -46,6 +49,12 @@ struct vm {
     struct cmos cmos;
     struct legacy_ports legacy_ports;
     bool devices_added;
+    struct pci_bus pci;
+    bool pci_ready;
+    struct irq_routing irq_routing;
+    bool irq_routing_ready;
+    struct shm_device shm[CLI_MAX_SHM];
+    unsigned int shm_count;
 
     /* Stopping: the first request wins and fixes the exit code; stop_fd (an eventfd)
      * wakes the threads that wait in poll(). */
@@ -59,6 +68,11 @@ struct vm {
  * console_out is where COM1's output goes. Returns 0 or a minivmm exit code
  * (EXIT_HOST_ERROR, EXIT_UNAVAILABLE) after printing why. */
 int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_out);
+
+/* Joins each --shm group and plugs its ivshmem device into the PCI bus. Call before any
+ * thread exists (a group's broker may be forked). Returns 0 or an exit code after
+ * printing why. */
+int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count);
 
 /* Loads the kernel and initrd, writes the MP table and boot tables, creates the vCPUs
  * with the boot CPU at the kernel entry. Returns 0 or an exit code after printing why. */

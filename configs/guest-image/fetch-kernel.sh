@@ -68,7 +68,7 @@ if [[ ! -e $tree/.complete ]]; then
     # apt drops root to _apt for downloads, which cannot write a root-owned build folder.
     sandbox=()
     ((EUID == 0)) && sandbox=(-o APT::Sandbox::User=root)
-    (cd -- "$work" && apt-get download -q "${sandbox[@]}" "linux-image-$release" >&2)
+    (cd -- "$work" && apt-get download -qq "${sandbox[@]}" "linux-image-$release" >&2)
     debs=("$work"/linux-image-"$release"_*.deb)
     [[ -f ${debs[0]} ]] || minivmm_die "apt-get download linux-image-$release produced no .deb"
     dpkg-deb -x "${debs[0]}" "$work/tree"

@@ -1,0 +1,32 @@
+/* One --shm: the VM's membership in a shared-memory group (vmm/shm_group.h) wired to an
+ * ivshmem device (devices/ivshmem.h) through KVM: BAR2 is a KVM memory slot over the
+ * group's memory, doorbells are KVM ioeventfds on the peers' eventfds, and the VM's own
+ * eventfds are KVM irqfds on MSI routes, so the data path never wakes this process. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "devices/ivshmem.h"
+#include "vmm/shm_group.h"
+
+struct vm;
+
+struct shm_device {
+    struct vm *vm;
+    unsigned int memory_slot;
+    struct shm_group group;
+    struct ivshmem ivshmem;
+    bool ivshmem_ready;
+    int vector_gsi[IVSHMEM_MAX_VECTORS]; /* 0: no GSI allocated yet */
+    bool irqfd_attached[IVSHMEM_MAX_VECTORS];
+};
+
+/* Joins the group (spawning its broker if needed: call before any thread exists), plugs
+ * the device into the VM's PCI bus and starts following the group's peers. Returns 0 or
+ * a minivmm exit code after printing why. */
+int shm_device_create(struct shm_device *shm, struct vm *vm, const struct shm_spec *spec,
+                      unsigned int memory_slot);
+
+/* Leaves the group and unplugs the device. Call with the vCPUs stopped. Safe after a
+ * failed create. */
+void shm_device_destroy(struct shm_device *shm);

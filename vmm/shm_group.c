@@ -1,0 +1,647 @@
+#include "vmm/shm_group.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/cli.h"
+#include "vmm/ivshmem_protocol.h"
+#include "vmm/log.h"
+
+static void why_set(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void why_set(char *why, size_t why_len, const char *fmt, ...)
+{
+    if (!why || !why_len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- --shm=NAME[,size=SIZE][,vectors=N] ---------------------------------------------- */
+
+static int spec_check(const struct shm_spec *spec, char *why, size_t why_len)
+{
+    if (!shm_name_valid(spec->name)) {
+        why_set(why, why_len,
+                "group name '%s' must be 1 to %d characters of A-Z a-z 0-9 . _ - and must not "
+                "start with '.'",
+                spec->name, SHM_NAME_MAX);
+        return -EINVAL;
+    }
+    if (spec->size < SHM_MIN_SIZE || spec->size > SHM_MAX_SIZE) {
+        why_set(why, why_len, "size %" PRIu64 " is out of range (%lluK to %lluG)", spec->size,
+                SHM_MIN_SIZE >> 10, SHM_MAX_SIZE >> 30);
+        return -EINVAL;
+    }
+    if (spec->size & (spec->size - 1)) {
+        why_set(why, why_len, "size %" PRIu64 " is not a power of two (a PCI BAR must be)",
+                spec->size);
+        return -EINVAL;
+    }
+    if (spec->vectors > SHM_MAX_VECTORS) {
+        why_set(why, why_len, "vectors %u is out of range (0 to %d)", spec->vectors,
+                SHM_MAX_VECTORS);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t why_len)
+{
+    memset(spec, 0, sizeof(*spec));
+    spec->size = SHM_DEFAULT_SIZE;
+    spec->vectors = SHM_DEFAULT_VECTORS;
+    if (!text) {
+        why_set(why, why_len, "missing group name");
+        return -EINVAL;
+    }
+
+    size_t name_len = strcspn(text, ",");
+    if (name_len == 0) {
+        why_set(why, why_len, "missing group name (NAME[,size=SIZE][,vectors=N])");
+        return -EINVAL;
+    }
+    if (name_len > SHM_NAME_MAX) {
+        why_set(why, why_len, "group name is %zu characters long, more than %d", name_len,
+                SHM_NAME_MAX);
+        return -EINVAL;
+    }
+    memcpy(spec->name, text, name_len);
+    spec->name[name_len] = '\0';
+    if (!shm_name_valid(spec->name))
+        return spec_check(spec, why, why_len);
+
+    bool have_size = false, have_vectors = false;
+    const char *item = text + name_len;
+    while (*item == ',') {
+        item++;
+        size_t len = strcspn(item, ",");
+        char buf[128];
+        if (len == 0) {
+            why_set(why, why_len, "empty item after ',' (NAME[,size=SIZE][,vectors=N])");
+            return -EINVAL;
+        }
+        if (len >= sizeof(buf)) {
+            why_set(why, why_len, "item '%.20s...' is too long", item);
+            return -EINVAL;
+        }
+        memcpy(buf, item, len);
+        buf[len] = '\0';
+        item += len;
+
+        char *value = strchr(buf, '=');
+        if (!value) {
+            why_set(why, why_len, "'%s' is not KEY=VALUE (known keys: size, vectors)", buf);
+            return -EINVAL;
+        }
+        *value++ = '\0';
+        if (strcmp(buf, "size") == 0) {
+            if (have_size) {
+                why_set(why, why_len, "size is given twice");
+                return -EINVAL;
+            }
+            have_size = true;
+            int ret = parse_size(value, &spec->size);
+            if (ret == -EINVAL) {
+                why_set(why, why_len, "size '%s' is not a size (for example 64K, 4M or 1G)", value);
+                return -EINVAL;
+            }
+            if (ret < 0 || spec->size < SHM_MIN_SIZE || spec->size > SHM_MAX_SIZE) {
+                why_set(why, why_len, "size '%s' is out of range (%lluK to %lluG)", value,
+                        SHM_MIN_SIZE >> 10, SHM_MAX_SIZE >> 30);
+                return -EINVAL;
+            }
+            if (spec->size & (spec->size - 1)) {
+                why_set(why, why_len, "size '%s' is not a power of two (a PCI BAR must be)", value);
+                return -EINVAL;
+            }
+        } else if (strcmp(buf, "vectors") == 0) {
+            if (have_vectors) {
+                why_set(why, why_len, "vectors is given twice");
+                return -EINVAL;
+            }
+            have_vectors = true;
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(value, &end, 10);
+            if (!*value || *value < '0' || *value > '9' || *end || errno || n > SHM_MAX_VECTORS) {
+                why_set(why, why_len, "vectors '%s': expected a number from 0 to %d", value,
+                        SHM_MAX_VECTORS);
+                return -EINVAL;
+            }
+            spec->vectors = (unsigned int)n;
+        } else {
+            why_set(why, why_len, "unknown key '%s' (known keys: size, vectors)", buf);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* ---- joining -------------------------------------------------------------------------- */
+
+static void peer_close(struct shm_group_peer *p)
+{
+    for (unsigned int v = 0; v < p->nfds; v++)
+        if (p->fds[v] >= 0)
+            close(p->fds[v]);
+    p->nfds = 0;
+    p->present = false;
+    for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
+        p->fds[v] = -1;
+}
+
+/* Sets g to "holds nothing": every fd -1, no mapping. */
+static void group_reset(struct shm_group *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->mem_fd = -1;
+    g->sock = -1;
+    g->stop_fd = -1;
+    for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
+        g->own_fds[v] = -1;
+    for (unsigned int id = 0; id < SHM_MAX_PEERS; id++)
+        peer_close(&g->peers[id]);
+}
+
+/* Releases everything g holds (the thread already stopped). */
+static void group_release(struct shm_group *g)
+{
+    if (g->sock >= 0)
+        close(g->sock);
+    if (g->mem && g->mem != MAP_FAILED)
+        munmap(g->mem, g->mem_size);
+    if (g->mem_fd >= 0)
+        close(g->mem_fd);
+    for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
+        if (g->own_fds[v] >= 0)
+            close(g->own_fds[v]);
+    for (unsigned int id = 0; id < SHM_MAX_PEERS; id++)
+        peer_close(&g->peers[id]);
+    if (g->stop_fd >= 0)
+        close(g->stop_fd);
+    group_reset(g);
+}
+
+/* One message of the initial burst, with a sentence in why when it fails. */
+static int burst_recv(struct shm_group *g, const char *expected, int64_t *value, int *fd, char *why,
+                      size_t why_len)
+{
+    int ret = ivproto_recv(g->sock, value, fd);
+    if (ret == 0)
+        return 0;
+    char broker[48] = "the broker";
+    if (g->broker_pid > 0)
+        snprintf(broker, sizeof(broker), "the broker (pid %d)", (int)g->broker_pid);
+    if (ret == -EPIPE)
+        why_set(why, why_len, "%s of group '%s' closed the connection before sending %s", broker,
+                g->spec.name, expected);
+    else if (ret == -EAGAIN || ret == -EWOULDBLOCK)
+        why_set(why, why_len, "%s of group '%s' sent no %s within %d ms", broker, g->spec.name,
+                expected, SHM_JOIN_TIMEOUT_MS);
+    else if (ret == -EPROTO)
+        why_set(why, why_len, "%s of group '%s' sent a malformed message instead of %s", broker,
+                g->spec.name, expected);
+    else
+        why_set(why, why_len, "recvmsg from the broker of group '%s' (%s): %s", g->spec.name,
+                expected, strerror(-ret));
+    return ret;
+}
+
+static int burst_read(struct shm_group *g, char *why, size_t why_len)
+{
+    int64_t value;
+    int fd, ret;
+
+    ret = burst_recv(g, "the protocol version", &value, &fd, why, why_len);
+    if (ret < 0)
+        return ret;
+    if (value != IVPROTO_VERSION || fd >= 0) {
+        if (fd >= 0)
+            close(fd);
+        why_set(why, why_len,
+                "the broker of group '%s' speaks protocol version %" PRId64 ", not %d",
+                g->spec.name, value, IVPROTO_VERSION);
+        return -EPROTO;
+    }
+    ret = burst_recv(g, "our peer ID", &value, &fd, why, why_len);
+    if (ret < 0)
+        return ret;
+    if (value < 0 || value >= SHM_MAX_PEERS || fd >= 0) {
+        if (fd >= 0)
+            close(fd);
+        why_set(why, why_len,
+                "the broker of group '%s' gave peer ID %" PRId64 ", expected 0 to %d without an fd",
+                g->spec.name, value, SHM_MAX_PEERS - 1);
+        return -EPROTO;
+    }
+    g->id = (unsigned int)value;
+    ret = burst_recv(g, "the shared memory", &value, &fd, why, why_len);
+    if (ret < 0)
+        return ret;
+    if (value != IVPROTO_SHM_ID || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        why_set(why, why_len,
+                "the broker of group '%s' sent %" PRId64 " %s instead of -1 with "
+                "the memory fd",
+                g->spec.name, value, fd >= 0 ? "with an fd" : "");
+        return -EPROTO;
+    }
+    g->mem_fd = fd;
+
+    /* Every other peer's eventfds, then ours, which end the burst. */
+    unsigned int own = 0;
+    while (own < g->vectors) {
+        ret = burst_recv(g, "the eventfds", &value, &fd, why, why_len);
+        if (ret < 0)
+            return ret;
+        if (value < 0 || value >= SHM_MAX_PEERS) {
+            if (fd >= 0)
+                close(fd);
+            why_set(why, why_len,
+                    "the broker of group '%s' sent peer ID %" PRId64 " (expected 0 to %d)",
+                    g->spec.name, value, SHM_MAX_PEERS - 1);
+            return -EPROTO;
+        }
+        unsigned int id = (unsigned int)value;
+        struct shm_group_peer *p = &g->peers[id];
+        if (fd < 0) {
+            peer_close(p); /* left while we were being told about it */
+            continue;
+        }
+        if (id == g->id) {
+            g->own_fds[own++] = fd;
+            continue;
+        }
+        if (p->nfds == g->vectors) {
+            close(fd);
+            why_set(why, why_len,
+                    "the broker of group '%s' sent more than %u eventfds for peer "
+                    "%u: is the group's vectors setting %u?",
+                    g->spec.name, g->vectors, id, g->vectors);
+            return -EPROTO;
+        }
+        p->fds[p->nfds++] = fd;
+        p->present = true;
+    }
+    for (unsigned int id = 0; id < SHM_MAX_PEERS; id++) {
+        if (g->peers[id].present && g->peers[id].nfds != g->vectors) {
+            why_set(why, why_len, "the broker of group '%s' sent %u of peer %u's %u eventfds",
+                    g->spec.name, g->peers[id].nfds, id, g->vectors);
+            return -EPROTO;
+        }
+    }
+    return 0;
+}
+
+static int memory_map(struct shm_group *g, char *why, size_t why_len)
+{
+    int seals = fcntl(g->mem_fd, F_GET_SEALS);
+    if (seals < 0) {
+        int err = errno;
+        why_set(why, why_len, "fcntl memfd F_GET_SEALS: %s (is it a memfd?)", strerror(err));
+        return -err;
+    }
+    if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+        why_set(why, why_len,
+                "the memory of group '%s' is not sealed against resizing "
+                "(seals 0x%x)",
+                g->spec.name, (unsigned int)seals);
+        return -EPROTO;
+    }
+    struct stat st;
+    if (fstat(g->mem_fd, &st) < 0) {
+        int err = errno;
+        why_set(why, why_len, "fstat memfd: %s", strerror(err));
+        return -err;
+    }
+    if ((uint64_t)st.st_size != g->spec.size) {
+        char have[32], want[32];
+        shm_format_size((uint64_t)st.st_size, have, sizeof(have));
+        shm_format_size(g->spec.size, want, sizeof(want));
+        why_set(why, why_len, "the memory of group '%s' is %s, but size=%s was asked for",
+                g->spec.name, have, want);
+        return -EEXIST;
+    }
+    void *mem = mmap(NULL, g->spec.size, PROT_READ | PROT_WRITE, MAP_SHARED, g->mem_fd, 0);
+    if (mem == MAP_FAILED) {
+        int err = errno;
+        why_set(why, why_len, "mmap %" PRIu64 " bytes MAP_SHARED memfd of group '%s': %s",
+                g->spec.size, g->spec.name, strerror(err));
+        return -err;
+    }
+    g->mem = mem;
+    g->mem_size = g->spec.size;
+    return 0;
+}
+
+int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, size_t why_len)
+{
+    group_reset(g);
+    int ret = spec_check(spec, why, why_len);
+    if (ret < 0)
+        return ret;
+    g->spec = *spec;
+    g->vectors = spec->vectors;
+
+    ret = broker_runtime_dir(g->runtime_dir, sizeof(g->runtime_dir), why, why_len);
+    if (ret < 0)
+        goto fail;
+    /* Every peer's eventfds end up in this process. */
+    ret = shm_raise_fd_limit((SHM_MAX_PEERS + 1ul) * spec->vectors + 256);
+    if (ret < 0)
+        log_warn("shm group %s: setrlimit RLIMIT_NOFILE: %s", spec->name, strerror(-ret));
+
+    ret = broker_connect(g->runtime_dir, spec->name, spec->size, spec->vectors, &g->spawned_broker,
+                         &g->broker_pid, why, why_len);
+    if (ret < 0)
+        goto fail;
+    g->sock = ret;
+    struct timeval timeout = {.tv_sec = SHM_JOIN_TIMEOUT_MS / 1000,
+                              .tv_usec = (SHM_JOIN_TIMEOUT_MS % 1000) * 1000};
+    if (setsockopt(g->sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) < 0) {
+        ret = -errno;
+        why_set(why, why_len, "setsockopt SO_RCVTIMEO: %s", strerror(errno));
+        goto fail;
+    }
+    ret = burst_read(g, why, why_len);
+    if (ret < 0)
+        goto fail;
+    ret = memory_map(g, why, why_len);
+    if (ret < 0)
+        goto fail;
+    g->joined = true;
+    unsigned int others = 0;
+    for (unsigned int id = 0; id < SHM_MAX_PEERS; id++)
+        others += g->peers[id].present;
+    log_debug("shm group %s: joined as peer %u (broker pid %d%s), %u other peers", spec->name,
+              g->id, (int)g->broker_pid, g->spawned_broker ? ", started by us" : "", others);
+    return 0;
+
+fail:
+    group_release(g);
+    return ret;
+}
+
+/* ---- after joining: the group's thread ------------------------------------------------- */
+
+static void group_message(struct shm_group *g, int64_t value, int fd)
+{
+    if (value < 0 || value >= SHM_MAX_PEERS || (unsigned int)value == g->id ||
+        (fd >= 0 && g->vectors == 0)) {
+        log_warn("shm group %s: unexpected message %" PRId64 "%s from the broker; ignored",
+                 g->spec.name, value, fd >= 0 ? " with an fd" : "");
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    unsigned int id = (unsigned int)value;
+    struct shm_group_peer *p = &g->peers[id];
+    if (fd < 0) {
+        bool was_present = p->present;
+        peer_close(p); /* also drops a half-announced peer */
+        if (was_present && g->events.peer_left)
+            g->events.peer_left(g->ctx, id);
+        return;
+    }
+    if (p->present) {
+        log_warn("shm group %s: peer %u announced twice; extra eventfd ignored", g->spec.name, id);
+        close(fd);
+        return;
+    }
+    p->fds[p->nfds++] = fd;
+    if (p->nfds < g->vectors)
+        return;
+    int fds[SHM_MAX_VECTORS];
+    unsigned int nfds = p->nfds;
+    memcpy(fds, p->fds, sizeof(int) * nfds);
+    p->nfds = 0;
+    for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
+        p->fds[v] = -1;
+    p->present = true;
+    if (g->events.peer_joined) {
+        g->events.peer_joined(g->ctx, id, fds, nfds);
+    } else {
+        for (unsigned int v = 0; v < nfds; v++)
+            close(fds[v]);
+    }
+}
+
+static void *group_thread(void *arg)
+{
+    struct shm_group *g = arg;
+    for (;;) {
+        struct pollfd pfds[2] = {
+            {.fd = g->stop_fd, .events = POLLIN},
+            {.fd = g->sock, .events = POLLIN},
+        };
+        if (poll(pfds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("shm group %s: poll: %s", g->spec.name, strerror(errno));
+            break;
+        }
+        if (pfds[0].revents)
+            return NULL; /* shm_group_leave() */
+        if (!pfds[1].revents)
+            continue;
+        int64_t value;
+        int fd;
+        int ret = ivproto_recv(g->sock, &value, &fd);
+        if (ret < 0) {
+            if (ret == -EPIPE)
+                log_warn("shm group %s: the broker closed the connection; peer %u keeps its "
+                         "memory but sees no more joins or departures",
+                         g->spec.name, g->id);
+            else
+                log_warn("shm group %s: recvmsg from the broker: %s; peer %u keeps its memory "
+                         "but sees no more joins or departures",
+                         g->spec.name, strerror(-ret), g->id);
+            break;
+        }
+        group_message(g, value, fd);
+        if (!g->joined)
+            return NULL; /* shm_group_leave() from a callback, which is not allowed */
+    }
+    if (g->events.broker_lost)
+        g->events.broker_lost(g->ctx);
+    return NULL;
+}
+
+unsigned int shm_group_take_own_fds(struct shm_group *g, int *fds)
+{
+    if (!g->joined || g->own_fds[0] < 0)
+        return 0;
+    for (unsigned int v = 0; v < g->vectors; v++) {
+        fds[v] = g->own_fds[v];
+        g->own_fds[v] = -1;
+    }
+    return g->vectors;
+}
+
+int shm_group_start(struct shm_group *g, const struct shm_group_events *events, void *ctx)
+{
+    if (!g->joined)
+        return -EINVAL;
+    if (g->thread_started)
+        return -EALREADY;
+    if (events)
+        g->events = *events;
+    g->ctx = ctx;
+
+    for (unsigned int id = 0; id < SHM_MAX_PEERS; id++) {
+        struct shm_group_peer *p = &g->peers[id];
+        if (!p->present)
+            continue;
+        int fds[SHM_MAX_VECTORS];
+        unsigned int nfds = p->nfds;
+        memcpy(fds, p->fds, sizeof(int) * nfds);
+        p->nfds = 0;
+        for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
+            p->fds[v] = -1;
+        if (g->events.peer_joined) {
+            g->events.peer_joined(ctx, id, fds, nfds);
+        } else {
+            for (unsigned int v = 0; v < nfds; v++)
+                close(fds[v]);
+        }
+    }
+
+    g->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (g->stop_fd < 0) {
+        int err = errno;
+        log_error("shm group %s: eventfd: %s", g->spec.name, strerror(err));
+        return -err;
+    }
+    /* Signals meant for the VMM (vCPU kicks, SIGINT) must not land on this thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int ret = pthread_create(&g->thread, NULL, group_thread, g);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ret != 0) {
+        log_error("shm group %s: pthread_create: %s", g->spec.name, strerror(ret));
+        close(g->stop_fd);
+        g->stop_fd = -1;
+        return -ret;
+    }
+    pthread_setname_np(g->thread, "minivmm-shm");
+    g->thread_started = true;
+    return 0;
+}
+
+void shm_group_leave(struct shm_group *g)
+{
+    if (!g->joined)
+        return;
+    if (g->thread_started) {
+        uint64_t one = 1;
+        while (write(g->stop_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+            ;
+        if (pthread_equal(pthread_self(), g->thread))
+            pthread_detach(g->thread); /* misuse from a callback: do not deadlock */
+        else
+            pthread_join(g->thread, NULL);
+        g->thread_started = false;
+    }
+    group_release(g);
+}
+
+/* ---- --shm-list ------------------------------------------------------------------------ */
+
+static int name_compare(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int shm_group_list(FILE *out)
+{
+    char dir[PATH_MAX], why[512];
+    int ret = broker_runtime_dir(dir, sizeof(dir), why, sizeof(why));
+    if (ret < 0) {
+        log_error("%s", why);
+        return ret;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        ret = -errno;
+        log_error("opendir %s: %s", dir, strerror(errno));
+        return ret;
+    }
+    char **names = NULL;
+    size_t count = 0, room = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len <= 6 || strcmp(e->d_name + len - 6, ".group") != 0)
+            continue;
+        if (count == room) {
+            room = room ? room * 2 : 16;
+            char **bigger = realloc(names, room * sizeof(*names));
+            if (!bigger) {
+                ret = -ENOMEM;
+                break;
+            }
+            names = bigger;
+        }
+        names[count] = strndup(e->d_name, len - 6);
+        if (!names[count]) {
+            ret = -ENOMEM;
+            break;
+        }
+        count++;
+    }
+    closedir(d);
+    if (ret < 0) {
+        log_error("listing %s: %s", dir, strerror(-ret));
+        goto out;
+    }
+    qsort(names, count, sizeof(*names), name_compare);
+
+    struct broker_status *st = malloc(sizeof(*st));
+    if (!st) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < count; i++) {
+        char path[PATH_MAX], size_text[32];
+        if (broker_path(path, sizeof(path), dir, names[i], ".group"))
+            continue;
+        int r = broker_status_read(path, st);
+        if (r < 0) {
+            fprintf(out, "%s unreadable status file %s: %s\n", names[i], path,
+                    r == -EBADMSG ? "malformed" : strerror(-r));
+            continue;
+        }
+        shm_format_size(st->size, size_text, sizeof(size_text));
+        fprintf(out, "%s size=%s vectors=%u broker_pid=%d%s peers=%u [", st->name, size_text,
+                st->vectors, (int)st->broker_pid,
+                broker_alive(st->broker_pid) ? "" : " STALE (broker not running)", st->peer_count);
+        for (unsigned int p = 0; p < st->peer_count; p++)
+            fprintf(out, "%s%u:pid=%d", p ? " " : "", st->peers[p].id, (int)st->peers[p].pid);
+        fprintf(out, "]\n");
+    }
+    free(st);
+    ret = (int)count;
+out:
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    return ret;
+}

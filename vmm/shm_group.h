@@ -1,0 +1,118 @@
+/* A VM's membership in a shared-memory group (--shm=NAME[,size=SIZE][,vectors=N]): every
+ * minivmm of this user started with the same NAME shares one memory of SIZE bytes and can
+ * interrupt the others through eventfds, and QEMU's ivshmem-doorbell can join the same
+ * group through the broker's socket (see broker.h for the runtime folder).
+ *
+ * The initial burst (what the broker sends on connect): version 0, our ID, -1 with the
+ * memfd, each other peer's ID once per vector with that peer's eventfds, then our ID once
+ * per vector with our own. The protocol has no end marker, so the client reads until it
+ * holds its own N eventfds; the broker sends its own eventfds last. N comes from --shm
+ * and was checked against NAME.group before connecting. With vectors=0 the burst ends
+ * right after the memfd: the protocol announces a peer only through its eventfds, so in a
+ * memory-only group peers are never announced (joining or already there), and the "ID
+ * without fd" the broker sends when one leaves names a peer we never saw and is ignored.
+ * A memory-only group reports no peer events at all; NAME.group still lists its peers. */
+#pragma once
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "vmm/broker.h"
+
+#define SHM_DEFAULT_SIZE    (4ull << 20)
+#define SHM_DEFAULT_VECTORS 2
+/* How long shm_group_join() waits for each message of the initial burst. */
+#define SHM_JOIN_TIMEOUT_MS 5000
+
+struct shm_spec {
+    char name[SHM_NAME_MAX + 1];
+    uint64_t size;        /* a power of two, SHM_MIN_SIZE..SHM_MAX_SIZE */
+    unsigned int vectors; /* 0..SHM_MAX_VECTORS; 0: memory only */
+};
+
+/* Parses "NAME[,size=SIZE][,vectors=N]" (keys in any order, each at most once; SIZE as
+ * for --mem: 4096, 64K, 4M, 1G...). Defaults: SHM_DEFAULT_SIZE, SHM_DEFAULT_VECTORS.
+ * Returns 0, or -EINVAL with a sentence in why that names the mistake (the caller adds
+ * "--shm '...': " in front). */
+int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t why_len);
+
+/* Another peer as the initial burst described it: its eventfds, one per vector (write the
+ * 8-byte value 1 to fds[v] to raise vector v in that peer). */
+struct shm_group_peer {
+    bool present;
+    unsigned int nfds;
+    int fds[SHM_MAX_VECTORS];
+};
+
+/* Called from the group's thread (signals blocked there); must not call shm_group_leave(). */
+struct shm_group_events {
+    /* Peer id is present with nfds (== vectors) eventfds, fds[v] for vector v. The callee
+     * owns the fds (not the array) and closes them; NULL: they are closed for it. */
+    void (*peer_joined)(void *ctx, unsigned int id, int *fds, unsigned int nfds);
+    /* Peer id, announced before by peer_joined, has left. */
+    void (*peer_left)(void *ctx, unsigned int id);
+    /* The broker's socket hit EOF or an error; no more events will come. The memory and
+     * every eventfd already delivered stay valid: the VM keeps running with what it has. */
+    void (*broker_lost)(void *ctx);
+};
+
+struct shm_group {
+    /* Valid after a successful shm_group_join(). */
+    struct shm_spec spec;
+    unsigned int id;   /* our peer ID: the IVPosition register */
+    void *mem;         /* MAP_SHARED mapping of the whole memory */
+    uint64_t mem_size; /* == spec.size */
+    int mem_fd;        /* the sealed memfd behind mem */
+    unsigned int vectors;
+    int own_fds[SHM_MAX_VECTORS]; /* own_fds[v] signals us on vector v (for KVM_IRQFD);
+                                     -1 once shm_group_take_own_fds() moved them out */
+    /* Peers already in the group when we joined, by ID. shm_group_start() hands their fds
+     * to peer_joined; after it the group's thread owns this array. */
+    struct shm_group_peer peers[SHM_MAX_PEERS];
+    bool spawned_broker; /* this process started the broker */
+    pid_t broker_pid;
+    char runtime_dir[PATH_MAX];
+
+    /* Private. */
+    bool joined;
+    bool thread_started;
+    int sock;
+    int stop_fd;
+    pthread_t thread;
+    struct shm_group_events events;
+    void *ctx;
+};
+
+/* Joins (or creates) the group: finds the runtime folder, connects to NAME's broker or
+ * spawns one (so call it before creating any thread), reads the initial burst, checks the
+ * memfd's seals (F_SEAL_SHRINK|F_SEAL_GROW) and size, and maps it. Returns 0, or -errno
+ * with a sentence in why; on failure g holds nothing and shm_group_leave() is a no-op.
+ * g is overwritten: it must not hold a group already. */
+int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, size_t why_len);
+
+/* Moves our own eventfds out of g into fds[0..vectors-1] (for a consumer that takes
+ * ownership, such as ivshmem_set_own()); g no longer closes them. Returns how many (0 when
+ * already taken or not joined). */
+unsigned int shm_group_take_own_fds(struct shm_group *g, int *fds);
+
+/* Reports the peers already present through events->peer_joined (in ID order, from the
+ * calling thread), then starts a thread that reports later joins and departures. events
+ * and ctx are copied/kept until shm_group_leave(). Returns 0 or -errno. */
+int shm_group_start(struct shm_group *g, const struct shm_group_events *events, void *ctx);
+
+/* Stops the thread, closes the socket (so the broker tells the others we left), unmaps
+ * the memory and closes every fd still owned by g. Safe on a zeroed g, after a failed
+ * join, and twice. */
+void shm_group_leave(struct shm_group *g);
+
+/* For --shm-list: one line per group in the runtime folder, sorted by name:
+ *   NAME size=4M vectors=2 broker_pid=PID peers=2 [0:pid=PID 1:pid=PID]
+ * with " STALE (broker not running)" after broker_pid when its broker is dead (a status
+ * file it could not remove; the next joiner cleans it up). Returns the number of groups
+ * listed or -errno (the reason already logged). */
+int shm_group_list(FILE *out);
