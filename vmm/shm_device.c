@@ -25,7 +25,9 @@ static int shm_map_memory(void *ctx, uint64_t gpa, void *host, uint64_t size, bo
     };
     if (ioctl(shm->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
         int err = errno;
-        log_error("KVM_SET_USER_MEMORY_REGION slot %u (%s %llu KiB at 0x%llx): %s",
+        /* The guest chose the address (it may lie beyond what the CPU can address): the
+         * device reports the failure as a warning, so this detail is for --verbose. */
+        log_debug("KVM_SET_USER_MEMORY_REGION slot %u (%s %llu KiB at 0x%llx): %s",
                   shm->memory_slot, map ? "map" : "unmap", (unsigned long long)(size >> 10),
                   (unsigned long long)gpa, strerror(err));
         return -err;

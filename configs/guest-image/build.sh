@@ -19,7 +19,7 @@ source "$here/lib.sh"
 (($# == 2)) || { sed -n '2p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2; exit 2; }
 outdir=$1
 bindir=$2
-apps=(guest-info guest-exit)
+apps=(guest-info guest-exit pci-scribble)
 for app in "${apps[@]}"; do
     [[ -x $bindir/$app ]] || minivmm_die "no $bindir/$app: build the guest-apps first"
 done
