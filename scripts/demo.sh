@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job. Installs missing packages, builds minivmm and the default guest
-# image, and boots the guest: on a terminal to a shell prompt (Ctrl-A x or `exit` ends
-# it), otherwise it prints what it sees and powers off. Where this machine's /dev/kvm
-# cannot boot Linux, the VM runs inside the emulated KVM host, and says so.
+# image, and runs two VMs that talk through shared memory (scripts/two-vms.sh). Where this
+# machine's /dev/kvm cannot boot Linux, the VMs run inside the emulated KVM host, and the
+# first line says so.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -13,6 +13,4 @@ cmake -S . -B "$build" >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
 cmake --build "$build" --target guest-image >/dev/null
 
-args=(--cpus 2)
-[ -t 0 ] && args+=(--append "minivmm.shell=1")
-exec tests/kvm-host/with-kvm.sh -- "$build/minivmm" "${args[@]}" "$@"
+MINIVMM=$build/minivmm exec tests/kvm-host/with-kvm.sh --timeout 1200 -- scripts/two-vms.sh

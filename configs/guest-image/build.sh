@@ -1,5 +1,5 @@
 #!/bin/bash
-# Usage: build.sh OUTDIR GUEST_APPS_BINDIR
+# Usage: build.sh OUTDIR GUEST_APPS_BINDIR [MODULE.ko...]
 #
 # Builds minivmm's default guest image into OUTDIR:
 #   bzImage            the current Debian kernel (linux-image-amd64's), unpacked from the
@@ -8,7 +8,9 @@
 #                      against linux-headers-<that>)
 #   linux-image        symlink to the unpacked package in the cache (lib/modules/...)
 #   initramfs.cpio.gz  busybox-static with its applet links, guest-info and guest-exit
-#                      from GUEST_APPS_BINDIR in /usr/bin, and /init from this folder
+#                      from GUEST_APPS_BINDIR in /usr/bin, and /init from this folder;
+#                      each MODULE.ko (built for this kernel) in /lib/modules/, which
+#                      /init loads at boot
 # The CMake target guest-image runs it. Unchanged inputs leave OUTDIR untouched.
 set -euo pipefail
 
@@ -16,10 +18,11 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 # shellcheck source=configs/guest-image/lib.sh
 source "$here/lib.sh"
 
-(($# == 2)) || { sed -n '2p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2; exit 2; }
+(($# >= 2)) || { sed -n '2p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2; exit 2; }
 outdir=$1
 bindir=$2
-apps=(guest-info guest-exit pci-scribble)
+modules=("${@:3}")
+apps=(guest-info guest-exit pci-scribble ivshmem-info shm-ring ivshmem-selftest shm-pingpong shm-peer-watch)
 for app in "${apps[@]}"; do
     [[ -x $bindir/$app ]] || minivmm_die "no $bindir/$app: build the guest-apps first"
 done
@@ -38,6 +41,11 @@ printf '%s\n' "$release" >"$outdir/kernel-version.new"
 install_if_changed "$outdir/kernel-version.new" "$outdir/kernel-version"
 rm -f -- "$outdir/kernel-version.new"
 ln -sfn -- "$tree" "$outdir/linux-image"
+for module in "${modules[@]}"; do
+    built_for=$(modinfo -F vermagic "$module") || minivmm_die "no kernel module $module"
+    [[ ${built_for%% *} == "$release" ]] ||
+        minivmm_die "$module is built for Linux ${built_for%% *}, the image's kernel is $release"
+done
 
 build_initramfs() {
     local stage applet app
@@ -50,6 +58,10 @@ build_initramfs() {
     for app in "${apps[@]}"; do
         cp -- "$bindir/$app" "$stage/usr/bin/$app"
     done
+    mkdir -p "$stage/lib/modules"
+    for module in "${modules[@]}"; do
+        cp -- "$module" "$stage/lib/modules/"
+    done
     cp "$here/init" "$stage/init"
     chmod 755 "$stage/init"
     # /dev/console comes from the kernel's built-in initramfs (mknod needs root here).
@@ -60,7 +72,7 @@ build_initramfs() {
 }
 
 stamp=$(
-    cd -- "$bindir" && cat /bin/busybox "${apps[@]}" "$here/init" | sha256sum
+    cd -- "$bindir" && cat /bin/busybox "${apps[@]}" "${modules[@]}" "$here/init" | sha256sum
     declare -f build_initramfs
 )
 if [[ ! -f $outdir/initramfs.cpio.gz || $(cat "$outdir/.initramfs.stamp" 2>/dev/null) != "$stamp" ]]; then

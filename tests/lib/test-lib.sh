@@ -60,3 +60,31 @@ run_with_kvm() { # timeout-seconds command...
     shift
     "$WITH_KVM" --timeout "$timeout" -- "$@" </dev/null
 }
+
+# Re-runs the calling script inside a KVM that boots Linux, unless it already is in one:
+# for tests that start several VMs and act on them (kill one, say) from the host side.
+# Call as: run_self_with_kvm TIMEOUT "$@" (first thing in the script).
+run_self_with_kvm() {
+    local timeout=$1
+    shift
+    if [ "${MINIVMM_IN_KVM_HOST:-0}" != 1 ] &&
+        [ "$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")" != direct ]; then
+        exec "$WITH_KVM" --timeout "$timeout" -- "$0" "$@" </dev/null
+    fi
+}
+
+# A private runtime folder, so the test's groups never meet a user's or another test's.
+use_private_runtime_dir() {
+    XDG_RUNTIME_DIR=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-test.XXXXXX")
+    chmod 0700 "$XDG_RUNTIME_DIR"
+    export XDG_RUNTIME_DIR
+}
+
+# Waits until FILE contains TEXT, at most SECONDS; returns 1 on timeout.
+wait_for_text() { # file text seconds
+    local deadline=$((SECONDS + $3))
+    until grep -qF -- "$2" "$1" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.2
+    done
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's main job as a test: two minivmm VMs in one --shm group move data both ways
+# at once, polled (no driver) and interrupt-driven (guest driver, doorbells), and verify
+# every byte.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
+require_guest_image
+
+out=$(MINIVMM=$MINIVMM MINIVMM_DEMO_BYTES=4M run_with_kvm 900 "$MINIVMM_SOURCE_DIR/scripts/two-vms.sh" 2>&1)
+status=$?
+echo "$out"
+expect_status 0 "$status" "two-vms.sh"
+for vm in 0 1; do
+    expect_matches "$out" "\[vm$vm\] shm-ring: OK 8388608 bytes .*, polled" "vm$vm polled transfer verified"
+    expect_matches "$out" "\[vm$vm\] shm-ring: OK 8388608 bytes .*, irq" "vm$vm interrupt-driven transfer verified"
+done
+finish
