@@ -1,32 +1,20 @@
 #include "vmm/boot.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vmm/layout.h"
+#include "vmm/reason.h"
 
 #define LOADER_TYPE_UNDEFINED 0xFF /* boot protocol: a loader with no assigned ID */
 #define ELF_KERNEL_ALIGNMENT  0x1000000
-
-static int boot_reject(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int boot_reject(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 static int boot_check_kernel_fits(const struct kernel_image *image, uint64_t low_size, char *why,
                                   size_t why_len)
 {
     if (image->load_end > low_size)
-        return boot_reject(why, why_len,
+        return reason_fail(-EINVAL, why, why_len,
                            "kernel needs %llu MiB of guest memory to boot, have %llu MiB below "
                            "the PCI hole (raise --mem)",
                            (unsigned long long)((image->load_end + (1ull << 20) - 1) >> 20),
@@ -44,7 +32,7 @@ static int boot_initrd_address(const struct kernel_image *image, uint64_t low_si
         (uint64_t)image->hdr.initrd_addr_max + 1 < limit)
         limit = (uint64_t)image->hdr.initrd_addr_max + 1;
     if (size > limit || ((limit - size) & ~0xFFFull) < image->load_end)
-        return boot_reject(why, why_len,
+        return reason_fail(-EINVAL, why, why_len,
                            "initrd (%llu KiB) does not fit above the kernel (ends at %llu MiB) "
                            "below %llu MiB (raise --mem)",
                            (unsigned long long)(size >> 10),
@@ -75,7 +63,8 @@ static int boot_copy_segments(struct guest_ram *ram, const struct kernel_image *
         const struct kernel_segment *seg = &image->segments[i];
         uint8_t *dst = guest_ram_ptr(ram, seg->paddr, seg->mem_size);
         if (!dst)
-            return boot_reject(why, why_len, "kernel segment at 0x%llx (%llu bytes) is not in RAM",
+            return reason_fail(-EINVAL, why, why_len,
+                               "kernel segment at 0x%llx (%llu bytes) is not in RAM",
                                (unsigned long long)seg->paddr, (unsigned long long)seg->mem_size);
         memcpy(dst, seg->data, seg->file_size);
         memset(dst + seg->file_size, 0, seg->mem_size - seg->file_size);
@@ -111,8 +100,9 @@ int boot_load(struct guest_ram *ram, const struct kernel_image *image, const uin
     if (image->kind == KERNEL_BZIMAGE && image->hdr.cmdline_size < cmdline_max)
         cmdline_max = image->hdr.cmdline_size;
     if (cmdline_len > cmdline_max)
-        return boot_reject(why, why_len, "kernel command line is %zu bytes, kernel takes %llu",
-                           cmdline_len, (unsigned long long)cmdline_max);
+        return reason_fail(-EINVAL, why, why_len,
+                           "kernel command line is %zu bytes, kernel takes %llu", cmdline_len,
+                           (unsigned long long)cmdline_max);
     char *cmdline_dst = guest_ram_ptr(ram, LAYOUT_CMDLINE, cmdline_len + 1);
     memcpy(cmdline_dst, cmdline, cmdline_len + 1);
     params->hdr.cmd_line_ptr = (uint32_t)LAYOUT_CMDLINE;

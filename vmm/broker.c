@@ -25,6 +25,7 @@
 
 #include "vmm/ivshmem_protocol.h"
 #include "vmm/log.h"
+#include "vmm/reason.h"
 
 /* How long a send to one client may block before that client is dropped: a client that
  * stops reading must not stall the group. */
@@ -38,19 +39,6 @@
 #define BROKER_STATUS_MAX 16384
 
 #define SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
-
-static void why_set(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void why_set(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (!why || !why_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
 
 static int64_t now_ms(void)
 {
@@ -92,64 +80,66 @@ int broker_runtime_dir(char *dir, size_t dir_len, char *why, size_t why_len)
     else
         n = snprintf(dir, dir_len, "/tmp/minivmm-%u", (unsigned int)geteuid());
     if (n < 0 || (size_t)n >= dir_len) {
-        why_set(why, why_len, "runtime folder path is longer than %zu bytes (XDG_RUNTIME_DIR=%s)",
-                dir_len - 1, xdg ? xdg : "");
+        reason_set(why, why_len,
+                   "runtime folder path is longer than %zu bytes (XDG_RUNTIME_DIR=%s)", dir_len - 1,
+                   xdg ? xdg : "");
         return -ENAMETOOLONG;
     }
 
     bool created = mkdir(dir, 0700) == 0;
     if (!created && errno != EEXIST) {
         int err = errno;
-        why_set(why, why_len, "mkdir %s 0700: %s", dir, strerror(err));
+        reason_set(why, why_len, "mkdir %s 0700: %s", dir, strerror(err));
         return -err;
     }
     struct stat st;
     if (lstat(dir, &st) < 0) {
         int err = errno;
-        why_set(why, why_len, "lstat %s: %s", dir, strerror(err));
+        reason_set(why, why_len, "lstat %s: %s", dir, strerror(err));
         return -err;
     }
     if (!S_ISDIR(st.st_mode)) {
         bool link = S_ISLNK(st.st_mode);
-        why_set(why, why_len,
-                "runtime folder %s is %s: it must be a folder owned by you with mode 0700 "
-                "(remove it and try again)",
-                dir, link ? "a symlink" : "not a folder");
+        reason_set(why, why_len,
+                   "runtime folder %s is %s: it must be a folder owned by you with mode 0700 "
+                   "(remove it and try again)",
+                   dir, link ? "a symlink" : "not a folder");
         return link ? -ELOOP : -ENOTDIR;
     }
     /* O_NOFOLLOW: the checks below are about this very folder, not a link swapped in. */
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
-        why_set(why, why_len, "open %s O_DIRECTORY|O_NOFOLLOW: %s", dir, strerror(err));
+        reason_set(why, why_len, "open %s O_DIRECTORY|O_NOFOLLOW: %s", dir, strerror(err));
         return -err;
     }
     int ret = 0;
     /* The umask may have taken bits off a folder created just now. */
     if (created && fchmod(fd, 0700) < 0) {
         ret = -errno;
-        why_set(why, why_len, "fchmod %s 0700: %s", dir, strerror(-ret));
+        reason_set(why, why_len, "fchmod %s 0700: %s", dir, strerror(-ret));
         goto out;
     }
     if (fstat(fd, &st) < 0) {
         ret = -errno;
-        why_set(why, why_len, "fstat %s: %s", dir, strerror(-ret));
+        reason_set(why, why_len, "fstat %s: %s", dir, strerror(-ret));
         goto out;
     }
     if (st.st_uid != geteuid()) {
         ret = -EPERM;
-        why_set(why, why_len,
-                "runtime folder %s is owned by uid %u, not by you (uid %u): it must be yours with "
-                "mode 0700",
-                dir, (unsigned int)st.st_uid, (unsigned int)geteuid());
+        reason_set(
+            why, why_len,
+            "runtime folder %s is owned by uid %u, not by you (uid %u): it must be yours with "
+            "mode 0700",
+            dir, (unsigned int)st.st_uid, (unsigned int)geteuid());
         goto out;
     }
     if ((st.st_mode & 07777) != 0700) {
         ret = -EPERM;
-        why_set(why, why_len,
-                "runtime folder %s has mode %04o: it must be 0700 so other users cannot reach "
-                "your shared memory (chmod 700 %s)",
-                dir, (unsigned int)(st.st_mode & 07777), dir);
+        reason_set(why, why_len,
+                   "runtime folder %s has mode %04o: it must be 0700 so other users cannot reach "
+                   "your shared memory (chmod 700 %s)",
+                   dir, (unsigned int)(st.st_mode & 07777), dir);
         goto out;
     }
 out:
@@ -637,25 +627,25 @@ static void ready_report(int ready_fd, const char *fmt, ...)
 static int broker_setup(struct broker *b, const char *state_dir, char *why, size_t why_len)
 {
     if (!shm_name_valid(b->name)) {
-        why_set(why, why_len, "invalid group name '%s'", b->name);
+        reason_set(why, why_len, "invalid group name '%s'", b->name);
         return -EINVAL;
     }
     if (b->size < SHM_MIN_SIZE || b->size > SHM_MAX_SIZE || (b->size & (b->size - 1)) ||
         b->vectors > SHM_MAX_VECTORS) {
-        why_set(why, why_len, "invalid size %" PRIu64 " or vectors %u", b->size, b->vectors);
+        reason_set(why, why_len, "invalid size %" PRIu64 " or vectors %u", b->size, b->vectors);
         return -EINVAL;
     }
     if (broker_path(b->sock_path, sizeof(b->sock_path), state_dir, b->name, ".sock") ||
         broker_path(b->status_path, sizeof(b->status_path), state_dir, b->name, ".group") ||
         broker_path(b->status_tmp, sizeof(b->status_tmp), state_dir, b->name, ".group.tmp") ||
         broker_path(b->lock_path, sizeof(b->lock_path), state_dir, b->name, ".lock")) {
-        why_set(why, why_len, "state folder path too long: %s", state_dir);
+        reason_set(why, why_len, "state folder path too long: %s", state_dir);
         return -ENAMETOOLONG;
     }
     int flags = fcntl(b->listen_fd, F_GETFL);
     if (flags < 0 || fcntl(b->listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         int err = errno;
-        why_set(why, why_len, "fcntl listen fd %d O_NONBLOCK: %s", b->listen_fd, strerror(err));
+        reason_set(why, why_len, "fcntl listen fd %d O_NONBLOCK: %s", b->listen_fd, strerror(err));
         return -err;
     }
     int ret = shm_raise_fd_limit(SHM_MAX_PEERS * (b->vectors + 1ul) + 64);
@@ -667,26 +657,26 @@ static int broker_setup(struct broker *b, const char *state_dir, char *why, size
     b->mem_fd = memfd_create(mem_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (b->mem_fd < 0) {
         int err = errno;
-        why_set(why, why_len, "memfd_create %s MFD_CLOEXEC|MFD_ALLOW_SEALING: %s", mem_name,
-                strerror(err));
+        reason_set(why, why_len, "memfd_create %s MFD_CLOEXEC|MFD_ALLOW_SEALING: %s", mem_name,
+                   strerror(err));
         return -err;
     }
     if (ftruncate(b->mem_fd, (off_t)b->size) < 0) {
         int err = errno;
-        why_set(why, why_len, "ftruncate memfd %s %" PRIu64 ": %s", mem_name, b->size,
-                strerror(err));
+        reason_set(why, why_len, "ftruncate memfd %s %" PRIu64 ": %s", mem_name, b->size,
+                   strerror(err));
         return -err;
     }
     /* Sealed before anyone sees it: no peer can shrink it under another's mapping. */
     if (fcntl(b->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
         int err = errno;
-        why_set(why, why_len, "fcntl memfd %s F_ADD_SEALS SHRINK|GROW|SEAL: %s", mem_name,
-                strerror(err));
+        reason_set(why, why_len, "fcntl memfd %s F_ADD_SEALS SHRINK|GROW|SEAL: %s", mem_name,
+                   strerror(err));
         return -err;
     }
     ret = broker_write_status(b);
     if (ret < 0) {
-        why_set(why, why_len, "cannot write %s: %s", b->status_path, strerror(-ret));
+        reason_set(why, why_len, "cannot write %s: %s", b->status_path, strerror(-ret));
         return ret;
     }
     return 0;
@@ -792,17 +782,18 @@ int broker_listen(const char *path, char *why, size_t why_len)
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     size_t len = strlen(path);
     if (len >= sizeof(addr.sun_path)) {
-        why_set(why, why_len,
-                "socket path %s is %zu bytes, more than the %zu that fit in sockaddr_un.sun_path: "
-                "set XDG_RUNTIME_DIR to a shorter folder",
-                path, len, sizeof(addr.sun_path) - 1);
+        reason_set(
+            why, why_len,
+            "socket path %s is %zu bytes, more than the %zu that fit in sockaddr_un.sun_path: "
+            "set XDG_RUNTIME_DIR to a shorter folder",
+            path, len, sizeof(addr.sun_path) - 1);
         return -ENAMETOOLONG;
     }
     memcpy(addr.sun_path, path, len + 1);
     int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (sock < 0) {
         int err = errno;
-        why_set(why, why_len, "socket AF_UNIX SOCK_STREAM: %s", strerror(err));
+        reason_set(why, why_len, "socket AF_UNIX SOCK_STREAM: %s", strerror(err));
         return -err;
     }
     mode_t old_umask = umask(0177); /* the socket is born 0600: no window for others */
@@ -810,13 +801,13 @@ int broker_listen(const char *path, char *why, size_t why_len)
     int err = errno;
     umask(old_umask);
     if (ret < 0) {
-        why_set(why, why_len, "bind %s: %s", path, strerror(err));
+        reason_set(why, why_len, "bind %s: %s", path, strerror(err));
         close(sock);
         return -err;
     }
     if (listen(sock, SOMAXCONN) < 0) {
         err = errno;
-        why_set(why, why_len, "listen %s: %s", path, strerror(err));
+        reason_set(why, why_len, "listen %s: %s", path, strerror(err));
         unlink(path);
         close(sock);
         return -err;
@@ -941,7 +932,7 @@ int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int 
 {
     char sock_path[PATH_MAX];
     if (broker_path(sock_path, sizeof(sock_path), dir, name, ".sock")) {
-        why_set(why, why_len, "socket path for group '%s' in %s is too long", name, dir);
+        reason_set(why, why_len, "socket path for group '%s' in %s is too long", name, dir);
         return -ENAMETOOLONG;
     }
     int listen_fd = broker_listen(sock_path, why, why_len);
@@ -950,7 +941,7 @@ int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int 
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) < 0) {
         int err = errno;
-        why_set(why, why_len, "pipe2 O_CLOEXEC: %s", strerror(err));
+        reason_set(why, why_len, "pipe2 O_CLOEXEC: %s", strerror(err));
         unlink(sock_path);
         close(listen_fd);
         return -err;
@@ -959,7 +950,7 @@ int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int 
     pid_t child = fork();
     if (child < 0) {
         int err = errno;
-        why_set(why, why_len, "fork (broker for group '%s'): %s", name, strerror(err));
+        reason_set(why, why_len, "fork (broker for group '%s'): %s", name, strerror(err));
         unlink(sock_path);
         close(listen_fd);
         close(ready[0]);
@@ -993,12 +984,12 @@ int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int 
     close(ready[0]);
     int pid = 0, err = 0, end = 0;
     if (ret == -ETIMEDOUT) {
-        why_set(why, why_len, "the broker for group '%s' was not ready within %d ms", name,
-                BROKER_READY_TIMEOUT_MS);
+        reason_set(why, why_len, "the broker for group '%s' was not ready within %d ms", name,
+                   BROKER_READY_TIMEOUT_MS);
         return ret;
     }
     if (ret < 0) {
-        why_set(why, why_len, "reading the broker's ready pipe: %s", strerror(-ret));
+        reason_set(why, why_len, "reading the broker's ready pipe: %s", strerror(-ret));
         return ret;
     }
     if (sscanf(text, "ok %d", &pid) == 1 && pid > 0) {
@@ -1007,10 +998,10 @@ int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int 
     }
     text[strcspn(text, "\n")] = '\0';
     if (sscanf(text, "error %d %n", &err, &end) == 1 && err > 0 && end > 0) {
-        why_set(why, why_len, "the broker for group '%s' could not start: %s", name, text + end);
+        reason_set(why, why_len, "the broker for group '%s' could not start: %s", name, text + end);
         return -err;
     }
-    why_set(why, why_len, "the broker for group '%s' exited before it was ready", name);
+    reason_set(why, why_len, "the broker for group '%s' exited before it was ready", name);
     return -EIO;
 }
 
@@ -1054,36 +1045,36 @@ int broker_connect(const char *dir, const char *name, uint64_t size, unsigned in
     *spawned = false;
     *broker_pid = 0;
     if (!shm_name_valid(name)) {
-        why_set(why, why_len, "invalid shared-memory group name '%s'", name ? name : "");
+        reason_set(why, why_len, "invalid shared-memory group name '%s'", name ? name : "");
         return -EINVAL;
     }
     if (broker_path(sock_path, SOCK_PATH_MAX, dir, name, ".sock")) {
-        why_set(why, why_len,
-                "socket path %s/%s.sock is longer than the %zu bytes that fit in "
-                "sockaddr_un.sun_path: set XDG_RUNTIME_DIR to a shorter folder",
-                dir, name, SOCK_PATH_MAX - 1);
+        reason_set(why, why_len,
+                   "socket path %s/%s.sock is longer than the %zu bytes that fit in "
+                   "sockaddr_un.sun_path: set XDG_RUNTIME_DIR to a shorter folder",
+                   dir, name, SOCK_PATH_MAX - 1);
         return -ENAMETOOLONG;
     }
     if (broker_path(lock_path, sizeof(lock_path), dir, name, ".lock") ||
         broker_path(status_path, sizeof(status_path), dir, name, ".group")) {
-        why_set(why, why_len, "runtime folder path too long: %s", dir);
+        reason_set(why, why_len, "runtime folder path too long: %s", dir);
         return -ENAMETOOLONG;
     }
 
     int lock = lock_take(lock_path, BROKER_LOCK_TIMEOUT_MS);
     if (lock < 0) {
         if (lock == -ETIMEDOUT)
-            why_set(why, why_len, "flock %s: still held by another process after %d ms", lock_path,
-                    BROKER_LOCK_TIMEOUT_MS);
+            reason_set(why, why_len, "flock %s: still held by another process after %d ms",
+                       lock_path, BROKER_LOCK_TIMEOUT_MS);
         else
-            why_set(why, why_len, "open+flock %s: %s", lock_path, strerror(-lock));
+            reason_set(why, why_len, "open+flock %s: %s", lock_path, strerror(-lock));
         return lock;
     }
 
     int ret;
     struct broker_status *status = malloc(sizeof(*status));
     if (!status) {
-        why_set(why, why_len, "out of memory");
+        reason_set(why, why_len, "out of memory");
         ret = -ENOMEM;
         goto out;
     }
@@ -1092,12 +1083,12 @@ int broker_connect(const char *dir, const char *name, uint64_t size, unsigned in
         char have[32], want[32];
         shm_format_size(status->size, have, sizeof(have));
         shm_format_size(size, want, sizeof(want));
-        why_set(why, why_len,
-                "shared-memory group '%s' already exists with size=%s vectors=%u (broker pid "
-                "%d, %u peers), but size=%s vectors=%u was asked for: use the same values or "
-                "another name",
-                name, have, status->vectors, (int)status->broker_pid, status->peer_count, want,
-                vectors);
+        reason_set(why, why_len,
+                   "shared-memory group '%s' already exists with size=%s vectors=%u (broker pid "
+                   "%d, %u peers), but size=%s vectors=%u was asked for: use the same values or "
+                   "another name",
+                   name, have, status->vectors, (int)status->broker_pid, status->peer_count, want,
+                   vectors);
         ret = -EEXIST;
         goto out;
     }
@@ -1107,19 +1098,19 @@ int broker_connect(const char *dir, const char *name, uint64_t size, unsigned in
         goto out;
     }
     if (ret != -ECONNREFUSED && ret != -ENOENT) {
-        why_set(why, why_len, "connect %s: %s", sock_path, strerror(-ret));
+        reason_set(why, why_len, "connect %s: %s", sock_path, strerror(-ret));
         goto out;
     }
 
     /* Nobody listens: whatever is left belongs to a dead broker. */
     if (unlink(sock_path) < 0 && errno != ENOENT) {
         ret = -errno;
-        why_set(why, why_len, "unlink stale socket %s: %s", sock_path, strerror(errno));
+        reason_set(why, why_len, "unlink stale socket %s: %s", sock_path, strerror(errno));
         goto out;
     }
     if (unlink(status_path) < 0 && errno != ENOENT) {
         ret = -errno;
-        why_set(why, why_len, "unlink stale status %s: %s", status_path, strerror(errno));
+        reason_set(why, why_len, "unlink stale status %s: %s", status_path, strerror(errno));
         goto out;
     }
     pid_t pid;
@@ -1128,8 +1119,8 @@ int broker_connect(const char *dir, const char *name, uint64_t size, unsigned in
         goto out;
     ret = connect_unix(sock_path);
     if (ret < 0) {
-        why_set(why, why_len, "connect %s (broker pid %d just started): %s", sock_path, (int)pid,
-                strerror(-ret));
+        reason_set(why, why_len, "connect %s (broker pid %d just started): %s", sock_path, (int)pid,
+                   strerror(-ret));
         goto out;
     }
     *spawned = true;

@@ -3,12 +3,12 @@
 #include <errno.h>
 #include <gelf.h>
 #include <libelf.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vmm/layout.h"
+#include "vmm/reason.h"
 
 #define BZ_BOOT_FLAG_OFFSET    0x1FE
 #define BZ_BOOT_FLAG           0xAA55
@@ -16,18 +16,6 @@
 #define BZ_MIN_PROTOCOL        0x020C     /* 2.12: xloadflags, and so XLF_KERNEL_64 */
 #define BZ_SETUP_HEADER_OFFSET 0x1F1
 #define BZ_ENTRY_64_OFFSET     0x200 /* the 64-bit entry is 512 bytes into the payload */
-
-static int image_reject(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int image_reject(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 static uint64_t align_up(uint64_t value, uint64_t align)
 {
@@ -41,29 +29,33 @@ static int bzimage_parse(const uint8_t *data, size_t size, struct kernel_image *
     memcpy(&hdr, data + BZ_SETUP_HEADER_OFFSET, sizeof(hdr));
 
     if (hdr.header != BZ_HEADER_MAGIC)
-        return image_reject(why, why_len, "no \"HdrS\" boot header: not a bzImage");
+        return reason_fail(-EINVAL, why, why_len, "no \"HdrS\" boot header: not a bzImage");
     if (hdr.version < BZ_MIN_PROTOCOL)
-        return image_reject(why, why_len, "boot protocol %u.%02u is too old (need 2.12 or later)",
-                            hdr.version >> 8, hdr.version & 0xff);
+        return reason_fail(-EINVAL, why, why_len,
+                           "boot protocol %u.%02u is too old (need 2.12 or later)",
+                           hdr.version >> 8, hdr.version & 0xff);
     if (!(hdr.loadflags & LOADED_HIGH))
-        return image_reject(why, why_len, "a zImage (loads low): only bzImages are supported");
+        return reason_fail(-EINVAL, why, why_len,
+                           "a zImage (loads low): only bzImages are supported");
     if (!(hdr.xloadflags & XLF_KERNEL_64))
-        return image_reject(why, why_len, "kernel has no 64-bit entry point (XLF_KERNEL_64)");
+        return reason_fail(-EINVAL, why, why_len,
+                           "kernel has no 64-bit entry point (XLF_KERNEL_64)");
 
     /* setup_sects == 0 means 4, for compatibility with ancient images. */
     uint64_t setup_sects = hdr.setup_sects ? hdr.setup_sects : 4;
     uint64_t setup_size = (setup_sects + 1) * 512;
     if (setup_size >= size)
-        return image_reject(why, why_len,
-                            "setup code (%llu bytes) leaves no kernel in a %zu-byte file",
-                            (unsigned long long)setup_size, size);
+        return reason_fail(-EINVAL, why, why_len,
+                           "setup code (%llu bytes) leaves no kernel in a %zu-byte file",
+                           (unsigned long long)setup_size, size);
     uint64_t payload_size = size - setup_size;
     if ((uint64_t)hdr.syssize * 16 > payload_size)
-        return image_reject(why, why_len,
-                            "truncated: header says %llu bytes of kernel, file has %llu",
-                            (unsigned long long)hdr.syssize * 16, (unsigned long long)payload_size);
+        return reason_fail(-EINVAL, why, why_len,
+                           "truncated: header says %llu bytes of kernel, file has %llu",
+                           (unsigned long long)hdr.syssize * 16, (unsigned long long)payload_size);
     if (payload_size <= BZ_ENTRY_64_OFFSET)
-        return image_reject(why, why_len, "kernel too small to hold its 64-bit entry point");
+        return reason_fail(-EINVAL, why, why_len,
+                           "kernel too small to hold its 64-bit entry point");
 
     /* A relocatable kernel decompresses itself at pref_address when loaded below it, and
      * needs init_size bytes from there; count whichever is higher. */
@@ -90,30 +82,32 @@ static int elf_parse(const uint8_t *data, size_t size, struct kernel_image *imag
                      size_t why_len)
 {
     if (elf_version(EV_CURRENT) == EV_NONE)
-        return image_reject(why, why_len, "libelf: %s", elf_errmsg(-1));
+        return reason_fail(-EINVAL, why, why_len, "libelf: %s", elf_errmsg(-1));
     /* libelf takes a non-const pointer but only reads an ELF_C_READ_MMAP-less memory image. */
     Elf *elf = elf_memory((char *)data, size);
     if (!elf)
-        return image_reject(why, why_len, "libelf: %s", elf_errmsg(-1));
+        return reason_fail(-EINVAL, why, why_len, "libelf: %s", elf_errmsg(-1));
 
     int ret = 0;
     GElf_Ehdr ehdr;
     size_t phnum;
     if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &ehdr)) {
-        ret = image_reject(why, why_len, "not an ELF file");
+        ret = reason_fail(-EINVAL, why, why_len, "not an ELF file");
         goto out;
     }
     if (gelf_getclass(elf) != ELFCLASS64 || ehdr.e_machine != EM_X86_64) {
-        ret = image_reject(why, why_len, "ELF file is not x86-64 (class %d, machine %u)",
-                           gelf_getclass(elf), ehdr.e_machine);
+        ret = reason_fail(-EINVAL, why, why_len, "ELF file is not x86-64 (class %d, machine %u)",
+                          gelf_getclass(elf), ehdr.e_machine);
         goto out;
     }
     if (ehdr.e_type != ET_EXEC) {
-        ret = image_reject(why, why_len, "ELF file is not an executable (type %u)", ehdr.e_type);
+        ret = reason_fail(-EINVAL, why, why_len, "ELF file is not an executable (type %u)",
+                          ehdr.e_type);
         goto out;
     }
     if (elf_getphdrnum(elf, &phnum) != 0) {
-        ret = image_reject(why, why_len, "ELF program headers unreadable: %s", elf_errmsg(-1));
+        ret = reason_fail(-EINVAL, why, why_len, "ELF program headers unreadable: %s",
+                          elf_errmsg(-1));
         goto out;
     }
 
@@ -125,25 +119,25 @@ static int elf_parse(const uint8_t *data, size_t size, struct kernel_image *imag
     for (size_t i = 0; i < phnum; i++) {
         GElf_Phdr phdr;
         if (!gelf_getphdr(elf, (int)i, &phdr)) {
-            ret = image_reject(why, why_len, "ELF program header %zu unreadable", i);
+            ret = reason_fail(-EINVAL, why, why_len, "ELF program header %zu unreadable", i);
             goto out;
         }
         if (phdr.p_type != PT_LOAD || phdr.p_memsz == 0)
             continue;
         if (phdr.p_filesz > phdr.p_memsz || phdr.p_offset > size ||
             phdr.p_filesz > size - phdr.p_offset) {
-            ret = image_reject(why, why_len, "ELF segment %zu lies outside the file", i);
+            ret = reason_fail(-EINVAL, why, why_len, "ELF segment %zu lies outside the file", i);
             goto out;
         }
         if (phdr.p_paddr + phdr.p_memsz < phdr.p_paddr || phdr.p_paddr < LAYOUT_KERNEL_START) {
-            ret =
-                image_reject(why, why_len, "ELF segment %zu at 0x%llx: below 1 MiB or wraps around",
-                             i, (unsigned long long)phdr.p_paddr);
+            ret = reason_fail(-EINVAL, why, why_len,
+                              "ELF segment %zu at 0x%llx: below 1 MiB or wraps around", i,
+                              (unsigned long long)phdr.p_paddr);
             goto out;
         }
         if (image->segment_count == KERNEL_IMAGE_MAX_SEGMENTS) {
-            ret = image_reject(why, why_len, "more than %d ELF load segments",
-                               KERNEL_IMAGE_MAX_SEGMENTS);
+            ret = reason_fail(-EINVAL, why, why_len, "more than %d ELF load segments",
+                              KERNEL_IMAGE_MAX_SEGMENTS);
             goto out;
         }
         image->segments[image->segment_count++] = (struct kernel_segment){
@@ -169,12 +163,12 @@ static int elf_parse(const uint8_t *data, size_t size, struct kernel_image *imag
         }
     }
     if (image->segment_count == 0) {
-        ret = image_reject(why, why_len, "ELF file has no loadable segments");
+        ret = reason_fail(-EINVAL, why, why_len, "ELF file has no loadable segments");
         goto out;
     }
     if (!entry_found)
-        ret = image_reject(why, why_len, "ELF entry point 0x%llx is in no loadable segment",
-                           (unsigned long long)ehdr.e_entry);
+        ret = reason_fail(-EINVAL, why, why_len, "ELF entry point 0x%llx is in no loadable segment",
+                          (unsigned long long)ehdr.e_entry);
 out:
     elf_end(elf);
     return ret;
@@ -187,11 +181,12 @@ int kernel_image_parse(const uint8_t *data, size_t size, struct kernel_image *im
     if (size >= SELFMAG && memcmp(data, ELFMAG, SELFMAG) == 0)
         return elf_parse(data, size, image, why, why_len);
     if (size < BZ_SETUP_HEADER_OFFSET + sizeof(struct setup_header))
-        return image_reject(why, why_len, "file is %zu bytes: too small to be a kernel", size);
+        return reason_fail(-EINVAL, why, why_len, "file is %zu bytes: too small to be a kernel",
+                           size);
     uint16_t boot_flag;
     memcpy(&boot_flag, data + BZ_BOOT_FLAG_OFFSET, sizeof(boot_flag));
     if (boot_flag != BZ_BOOT_FLAG)
-        return image_reject(why, why_len,
-                            "neither an ELF file nor a bzImage (no 0xAA55 boot flag)");
+        return reason_fail(-EINVAL, why, why_len,
+                           "neither an ELF file nor a bzImage (no 0xAA55 boot flag)");
     return bzimage_parse(data, size, image, why, why_len);
 }

@@ -6,7 +6,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -18,44 +17,32 @@
 #include "vmm/cli.h"
 #include "vmm/ivshmem_protocol.h"
 #include "vmm/log.h"
-
-static void why_set(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void why_set(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (!why || !why_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
+#include "vmm/reason.h"
 
 /* ---- --shm=NAME[,size=SIZE][,vectors=N] ---------------------------------------------- */
 
 static int spec_check(const struct shm_spec *spec, char *why, size_t why_len)
 {
     if (!shm_name_valid(spec->name)) {
-        why_set(why, why_len,
-                "group name '%s' must be 1 to %d characters of A-Z a-z 0-9 . _ - and must not "
-                "start with '.'",
-                spec->name, SHM_NAME_MAX);
+        reason_set(why, why_len,
+                   "group name '%s' must be 1 to %d characters of A-Z a-z 0-9 . _ - and must not "
+                   "start with '.'",
+                   spec->name, SHM_NAME_MAX);
         return -EINVAL;
     }
     if (spec->size < SHM_MIN_SIZE || spec->size > SHM_MAX_SIZE) {
-        why_set(why, why_len, "size %" PRIu64 " is out of range (%lluK to %lluG)", spec->size,
-                SHM_MIN_SIZE >> 10, SHM_MAX_SIZE >> 30);
+        reason_set(why, why_len, "size %" PRIu64 " is out of range (%lluK to %lluG)", spec->size,
+                   SHM_MIN_SIZE >> 10, SHM_MAX_SIZE >> 30);
         return -EINVAL;
     }
     if (spec->size & (spec->size - 1)) {
-        why_set(why, why_len, "size %" PRIu64 " is not a power of two (a PCI BAR must be)",
-                spec->size);
+        reason_set(why, why_len, "size %" PRIu64 " is not a power of two (a PCI BAR must be)",
+                   spec->size);
         return -EINVAL;
     }
     if (spec->vectors > SHM_MAX_VECTORS) {
-        why_set(why, why_len, "vectors %u is out of range (0 to %d)", spec->vectors,
-                SHM_MAX_VECTORS);
+        reason_set(why, why_len, "vectors %u is out of range (0 to %d)", spec->vectors,
+                   SHM_MAX_VECTORS);
         return -EINVAL;
     }
     return 0;
@@ -67,18 +54,18 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
     spec->size = SHM_DEFAULT_SIZE;
     spec->vectors = SHM_DEFAULT_VECTORS;
     if (!text) {
-        why_set(why, why_len, "missing group name");
+        reason_set(why, why_len, "missing group name");
         return -EINVAL;
     }
 
     size_t name_len = strcspn(text, ",");
     if (name_len == 0) {
-        why_set(why, why_len, "missing group name (NAME[,size=SIZE][,vectors=N])");
+        reason_set(why, why_len, "missing group name (NAME[,size=SIZE][,vectors=N])");
         return -EINVAL;
     }
     if (name_len > SHM_NAME_MAX) {
-        why_set(why, why_len, "group name is %zu characters long, more than %d", name_len,
-                SHM_NAME_MAX);
+        reason_set(why, why_len, "group name is %zu characters long, more than %d", name_len,
+                   SHM_NAME_MAX);
         return -EINVAL;
     }
     memcpy(spec->name, text, name_len);
@@ -93,11 +80,11 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
         size_t len = strcspn(item, ",");
         char buf[128];
         if (len == 0) {
-            why_set(why, why_len, "empty item after ',' (NAME[,size=SIZE][,vectors=N])");
+            reason_set(why, why_len, "empty item after ',' (NAME[,size=SIZE][,vectors=N])");
             return -EINVAL;
         }
         if (len >= sizeof(buf)) {
-            why_set(why, why_len, "item '%.20s...' is too long", item);
+            reason_set(why, why_len, "item '%.20s...' is too long", item);
             return -EINVAL;
         }
         memcpy(buf, item, len);
@@ -106,33 +93,35 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
 
         char *value = strchr(buf, '=');
         if (!value) {
-            why_set(why, why_len, "'%s' is not KEY=VALUE (known keys: size, vectors)", buf);
+            reason_set(why, why_len, "'%s' is not KEY=VALUE (known keys: size, vectors)", buf);
             return -EINVAL;
         }
         *value++ = '\0';
         if (strcmp(buf, "size") == 0) {
             if (have_size) {
-                why_set(why, why_len, "size is given twice");
+                reason_set(why, why_len, "size is given twice");
                 return -EINVAL;
             }
             have_size = true;
             int ret = parse_size(value, &spec->size);
             if (ret == -EINVAL) {
-                why_set(why, why_len, "size '%s' is not a size (for example 64K, 4M or 1G)", value);
+                reason_set(why, why_len, "size '%s' is not a size (for example 64K, 4M or 1G)",
+                           value);
                 return -EINVAL;
             }
             if (ret < 0 || spec->size < SHM_MIN_SIZE || spec->size > SHM_MAX_SIZE) {
-                why_set(why, why_len, "size '%s' is out of range (%lluK to %lluG)", value,
-                        SHM_MIN_SIZE >> 10, SHM_MAX_SIZE >> 30);
+                reason_set(why, why_len, "size '%s' is out of range (%lluK to %lluG)", value,
+                           SHM_MIN_SIZE >> 10, SHM_MAX_SIZE >> 30);
                 return -EINVAL;
             }
             if (spec->size & (spec->size - 1)) {
-                why_set(why, why_len, "size '%s' is not a power of two (a PCI BAR must be)", value);
+                reason_set(why, why_len, "size '%s' is not a power of two (a PCI BAR must be)",
+                           value);
                 return -EINVAL;
             }
         } else if (strcmp(buf, "vectors") == 0) {
             if (have_vectors) {
-                why_set(why, why_len, "vectors is given twice");
+                reason_set(why, why_len, "vectors is given twice");
                 return -EINVAL;
             }
             have_vectors = true;
@@ -140,13 +129,13 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
             errno = 0;
             unsigned long n = strtoul(value, &end, 10);
             if (!*value || *value < '0' || *value > '9' || *end || errno || n > SHM_MAX_VECTORS) {
-                why_set(why, why_len, "vectors '%s': expected a number from 0 to %d", value,
-                        SHM_MAX_VECTORS);
+                reason_set(why, why_len, "vectors '%s': expected a number from 0 to %d", value,
+                           SHM_MAX_VECTORS);
                 return -EINVAL;
             }
             spec->vectors = (unsigned int)n;
         } else {
-            why_set(why, why_len, "unknown key '%s' (known keys: size, vectors)", buf);
+            reason_set(why, why_len, "unknown key '%s' (known keys: size, vectors)", buf);
             return -EINVAL;
         }
     }
@@ -209,17 +198,17 @@ static int burst_recv(struct shm_group *g, const char *expected, int64_t *value,
     if (g->broker_pid > 0)
         snprintf(broker, sizeof(broker), "the broker (pid %d)", (int)g->broker_pid);
     if (ret == -EPIPE)
-        why_set(why, why_len, "%s of group '%s' closed the connection before sending %s", broker,
-                g->spec.name, expected);
+        reason_set(why, why_len, "%s of group '%s' closed the connection before sending %s", broker,
+                   g->spec.name, expected);
     else if (ret == -EAGAIN || ret == -EWOULDBLOCK)
-        why_set(why, why_len, "%s of group '%s' sent no %s within %d ms", broker, g->spec.name,
-                expected, SHM_JOIN_TIMEOUT_MS);
+        reason_set(why, why_len, "%s of group '%s' sent no %s within %d ms", broker, g->spec.name,
+                   expected, SHM_JOIN_TIMEOUT_MS);
     else if (ret == -EPROTO)
-        why_set(why, why_len, "%s of group '%s' sent a malformed message instead of %s", broker,
-                g->spec.name, expected);
+        reason_set(why, why_len, "%s of group '%s' sent a malformed message instead of %s", broker,
+                   g->spec.name, expected);
     else
-        why_set(why, why_len, "recvmsg from the broker of group '%s' (%s): %s", g->spec.name,
-                expected, strerror(-ret));
+        reason_set(why, why_len, "recvmsg from the broker of group '%s' (%s): %s", g->spec.name,
+                   expected, strerror(-ret));
     return ret;
 }
 
@@ -234,9 +223,9 @@ static int burst_read(struct shm_group *g, char *why, size_t why_len)
     if (value != IVPROTO_VERSION || fd >= 0) {
         if (fd >= 0)
             close(fd);
-        why_set(why, why_len,
-                "the broker of group '%s' speaks protocol version %" PRId64 ", not %d",
-                g->spec.name, value, IVPROTO_VERSION);
+        reason_set(why, why_len,
+                   "the broker of group '%s' speaks protocol version %" PRId64 ", not %d",
+                   g->spec.name, value, IVPROTO_VERSION);
         return -EPROTO;
     }
     ret = burst_recv(g, "our peer ID", &value, &fd, why, why_len);
@@ -245,9 +234,10 @@ static int burst_read(struct shm_group *g, char *why, size_t why_len)
     if (value < 0 || value >= SHM_MAX_PEERS || fd >= 0) {
         if (fd >= 0)
             close(fd);
-        why_set(why, why_len,
-                "the broker of group '%s' gave peer ID %" PRId64 ", expected 0 to %d without an fd",
-                g->spec.name, value, SHM_MAX_PEERS - 1);
+        reason_set(why, why_len,
+                   "the broker of group '%s' gave peer ID %" PRId64
+                   ", expected 0 to %d without an fd",
+                   g->spec.name, value, SHM_MAX_PEERS - 1);
         return -EPROTO;
     }
     g->id = (unsigned int)value;
@@ -257,10 +247,10 @@ static int burst_read(struct shm_group *g, char *why, size_t why_len)
     if (value != IVPROTO_SHM_ID || fd < 0) {
         if (fd >= 0)
             close(fd);
-        why_set(why, why_len,
-                "the broker of group '%s' sent %" PRId64 " %s instead of -1 with "
-                "the memory fd",
-                g->spec.name, value, fd >= 0 ? "with an fd" : "");
+        reason_set(why, why_len,
+                   "the broker of group '%s' sent %" PRId64 " %s instead of -1 with "
+                   "the memory fd",
+                   g->spec.name, value, fd >= 0 ? "with an fd" : "");
         return -EPROTO;
     }
     g->mem_fd = fd;
@@ -274,9 +264,9 @@ static int burst_read(struct shm_group *g, char *why, size_t why_len)
         if (value < 0 || value >= SHM_MAX_PEERS) {
             if (fd >= 0)
                 close(fd);
-            why_set(why, why_len,
-                    "the broker of group '%s' sent peer ID %" PRId64 " (expected 0 to %d)",
-                    g->spec.name, value, SHM_MAX_PEERS - 1);
+            reason_set(why, why_len,
+                       "the broker of group '%s' sent peer ID %" PRId64 " (expected 0 to %d)",
+                       g->spec.name, value, SHM_MAX_PEERS - 1);
             return -EPROTO;
         }
         unsigned int id = (unsigned int)value;
@@ -291,10 +281,10 @@ static int burst_read(struct shm_group *g, char *why, size_t why_len)
         }
         if (p->nfds == g->vectors) {
             close(fd);
-            why_set(why, why_len,
-                    "the broker of group '%s' sent more than %u eventfds for peer "
-                    "%u: is the group's vectors setting %u?",
-                    g->spec.name, g->vectors, id, g->vectors);
+            reason_set(why, why_len,
+                       "the broker of group '%s' sent more than %u eventfds for peer "
+                       "%u: is the group's vectors setting %u?",
+                       g->spec.name, g->vectors, id, g->vectors);
             return -EPROTO;
         }
         p->fds[p->nfds++] = fd;
@@ -302,8 +292,8 @@ static int burst_read(struct shm_group *g, char *why, size_t why_len)
     }
     for (unsigned int id = 0; id < SHM_MAX_PEERS; id++) {
         if (g->peers[id].present && g->peers[id].nfds != g->vectors) {
-            why_set(why, why_len, "the broker of group '%s' sent %u of peer %u's %u eventfds",
-                    g->spec.name, g->peers[id].nfds, id, g->vectors);
+            reason_set(why, why_len, "the broker of group '%s' sent %u of peer %u's %u eventfds",
+                       g->spec.name, g->peers[id].nfds, id, g->vectors);
             return -EPROTO;
         }
     }
@@ -315,35 +305,35 @@ static int memory_map(struct shm_group *g, char *why, size_t why_len)
     int seals = fcntl(g->mem_fd, F_GET_SEALS);
     if (seals < 0) {
         int err = errno;
-        why_set(why, why_len, "fcntl memfd F_GET_SEALS: %s (is it a memfd?)", strerror(err));
+        reason_set(why, why_len, "fcntl memfd F_GET_SEALS: %s (is it a memfd?)", strerror(err));
         return -err;
     }
     if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
-        why_set(why, why_len,
-                "the memory of group '%s' is not sealed against resizing "
-                "(seals 0x%x)",
-                g->spec.name, (unsigned int)seals);
+        reason_set(why, why_len,
+                   "the memory of group '%s' is not sealed against resizing "
+                   "(seals 0x%x)",
+                   g->spec.name, (unsigned int)seals);
         return -EPROTO;
     }
     struct stat st;
     if (fstat(g->mem_fd, &st) < 0) {
         int err = errno;
-        why_set(why, why_len, "fstat memfd: %s", strerror(err));
+        reason_set(why, why_len, "fstat memfd: %s", strerror(err));
         return -err;
     }
     if ((uint64_t)st.st_size != g->spec.size) {
         char have[32], want[32];
         shm_format_size((uint64_t)st.st_size, have, sizeof(have));
         shm_format_size(g->spec.size, want, sizeof(want));
-        why_set(why, why_len, "the memory of group '%s' is %s, but size=%s was asked for",
-                g->spec.name, have, want);
+        reason_set(why, why_len, "the memory of group '%s' is %s, but size=%s was asked for",
+                   g->spec.name, have, want);
         return -EEXIST;
     }
     void *mem = mmap(NULL, g->spec.size, PROT_READ | PROT_WRITE, MAP_SHARED, g->mem_fd, 0);
     if (mem == MAP_FAILED) {
         int err = errno;
-        why_set(why, why_len, "mmap %" PRIu64 " bytes MAP_SHARED memfd of group '%s': %s",
-                g->spec.size, g->spec.name, strerror(err));
+        reason_set(why, why_len, "mmap %" PRIu64 " bytes MAP_SHARED memfd of group '%s': %s",
+                   g->spec.size, g->spec.name, strerror(err));
         return -err;
     }
     g->mem = mem;
@@ -377,7 +367,7 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
                               .tv_usec = (SHM_JOIN_TIMEOUT_MS % 1000) * 1000};
     if (setsockopt(g->sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) < 0) {
         ret = -errno;
-        why_set(why, why_len, "setsockopt SO_RCVTIMEO: %s", strerror(errno));
+        reason_set(why, why_len, "setsockopt SO_RCVTIMEO: %s", strerror(errno));
         goto fail;
     }
     ret = burst_read(g, why, why_len);
