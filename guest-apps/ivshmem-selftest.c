@@ -32,7 +32,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -323,6 +322,60 @@ static void on_fault(int sig)
     siglongjmp(fault_jmp, sig);
 }
 
+/* /dev/kmsg positioned at its end: reading it returns only what the kernel logs later. */
+static int kmsg_open(void)
+{
+    int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0 && lseek(fd, 0, SEEK_END) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    check(fd >= 0, "open /dev/kmsg", "%s", strerror(errno));
+    return fd;
+}
+
+/* Reads what the kernel logged since kmsg_open() (the message text of each record, one per
+ * line), prints it, checks it has no warning and, unless NULL, that it contains expect. */
+static void kmsg_check(int fd, const char *when, const char *expect)
+{
+    static char log[64 * 1024];
+    char rec[8192], what[128];
+    size_t len = 0;
+
+    if (fd < 0)
+        return;
+    log[0] = '\0';
+    for (;;) {
+        ssize_t n = read(fd, rec, sizeof(rec) - 1);
+        if (n < 0 && errno == EPIPE) /* overwritten while we read: go on */
+            continue;
+        if (n <= 0)
+            break;
+        rec[n] = '\0';
+        /* "prio,seq,usec,flags;text\n", then " KEY=value\n" lines we leave out */
+        char *text = strchr(rec, ';');
+        text = text ? text + 1 : rec;
+        text[strcspn(text, "\n")] = '\0';
+        int w = snprintf(log + len, sizeof(log) - len, "%s\n", text);
+        if (w < 0 || (size_t)w >= sizeof(log) - len)
+            break;
+        len += (size_t)w;
+    }
+    close(fd);
+    printf("kernel log since %s:\n%s", when, log);
+    const char *bad[] = {"WARNING", "BUG", "Oops", "Call Trace", "general protection", "leak"};
+    const char *hit = NULL;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) && !hit; i++)
+        if (strstr(log, bad[i]))
+            hit = bad[i];
+    snprintf(what, sizeof(what), "no kernel warning since %s", when);
+    check(!hit, what, "the log says %s", hit);
+    if (expect) {
+        snprintf(what, sizeof(what), "the kernel log since %s says '%s'", when, expect);
+        check(strstr(log, expect) != NULL, what, "it does not");
+    }
+}
+
 static void check_unplug(int fd, struct ivshmem_dev *dev, uint64_t size)
 {
     char path[256], bdf[32];
@@ -333,10 +386,14 @@ static void check_unplug(int fd, struct ivshmem_dev *dev, uint64_t size)
     check(m != MAP_FAILED, "mmap before unplug", "%s", strerror(errno));
     snprintf(bdf, sizeof(bdf), "%s", dev->bdf);
     snprintf(path, sizeof(path), "%s/remove", dev->sysfs);
+    int kmsg = kmsg_open();
     int err = write_file(path, "1");
     check(err == 0, "remove the device through sysfs", "%s", strerror(-err));
-    if (err)
+    if (err) {
+        if (kmsg >= 0)
+            close(kmsg);
         return;
+    }
     expect_errno(err_of(ioctl(fd, IVSHMEM_GUEST_INFO, &info)), ENODEV, "INFO after unplug: ENODEV");
     expect_errno(err_of((int)read(fd, &mask, 8)), ENODEV, "read after unplug: ENODEV");
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -361,12 +418,11 @@ static void check_unplug(int fd, struct ivshmem_dev *dev, uint64_t size)
     err = write_file("/sys/bus/pci/rescan", "1");
     check(err == 0, "rescan the PCI bus", "%s", strerror(-err));
     check(wait_node(bdf, dev, 5000) == 0, "the device and its node are back", "not within 5 s");
+    kmsg_check(kmsg, "unplug", "removed");
 }
 
 static void check_rmmod(struct ivshmem_dev *dev)
 {
-    static char log[1 << 20];
-    const char *marker = "ivshmem-selftest: rmmod now";
     char spec[32];
 
     snprintf(spec, sizeof(spec), "%s", dev->bdf);
@@ -377,32 +433,18 @@ static void check_rmmod(struct ivshmem_dev *dev)
                      "rmmod while a file is open: EWOULDBLOCK");
         close(fd);
     }
-    write_file("/dev/kmsg", marker);
+    int kmsg = kmsg_open();
     int rc = (int)syscall(SYS_delete_module, MODULE_NAME, O_NONBLOCK);
     check(rc == 0, "rmmod", "%s", strerror(errno));
-    if (rc != 0)
+    if (rc != 0) {
+        if (kmsg >= 0)
+            close(kmsg);
         return;
+    }
     struct stat st;
     check(stat("/sys/module/" MODULE_NAME, &st) != 0 && stat(dev->devnode, &st) != 0,
           "module and node gone", "still there");
-    int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, log, sizeof(log) - 1);
-    if (n < 0) {
-        check(0, "read the kernel log", "%s", strerror(errno));
-    } else {
-        log[n] = '\0';
-        char *since = NULL;
-        for (char *p = strstr(log, marker); p; p = strstr(p + 1, marker))
-            since = p;
-        const char *bad[] = {"WARNING", "BUG", "Oops", "Call Trace", "general protection", "leak"};
-        const char *hit = NULL;
-        for (size_t i = 0; since && i < sizeof(bad) / sizeof(bad[0]) && !hit; i++)
-            if (strstr(since, bad[i]))
-                hit = bad[i];
-        check(since && !hit, "no kernel warning since rmmod", "%s",
-              since ? hit : "marker not in the log");
-        if (since)
-            printf("kernel log since rmmod:\n%s", since);
-    }
+    kmsg_check(kmsg, "rmmod", "removed");
     int mfd = open(MODULE_PATH, O_RDONLY | O_CLOEXEC);
     rc = mfd < 0 ? -1 : (int)syscall(SYS_finit_module, mfd, "", 0);
     check(rc == 0, "load " MODULE_PATH " again", "%s", strerror(errno));

@@ -193,9 +193,14 @@ int ivshmem_dev_find(const char *spec, struct ivshmem_dev *dev, char *why, size_
     return -ENODEV;
 }
 
+/* BAR0 is trapped MMIO: KVM decodes the instruction to emulate it, and its emulator lacks
+ * SSE forms like the movd a compiler may pick for a volatile load (that access then ends
+ * in #UD, SIGILL). A plain 32-bit MOV into a general register is always emulated. */
 static uint32_t reg_read(const volatile uint8_t *regs, unsigned off)
 {
-    return *(const volatile uint32_t *)(regs + off);
+    uint32_t v;
+    __asm__ volatile("movl %1, %0" : "=r"(v) : "m"(*(const volatile uint32_t *)(regs + off)));
+    return v;
 }
 
 int ivshmem_dev_open(const struct ivshmem_dev *dev, bool need_driver, struct ivshmem_handle *h)

@@ -375,7 +375,7 @@ static int handshake(struct ctx *c)
 {
     uint32_t paired = NO_PEER;
     uint64_t acked = 0;
-    double deadline = now() + c->timeout;
+    double deadline = now() + c->timeout, paired_at = 0;
 
     announce(c);
     for (;;) {
@@ -391,11 +391,20 @@ static int handshake(struct ctx *c)
                 atomic_store_explicit(&c->mine->ack, n, memory_order_release);
                 acked = n;
                 paired = p;
+                paired_at = now();
             }
-            if (n == acked && atomic_load_explicit(&ps->ack, memory_order_acquire) == c->nonce &&
-                atomic_load_explicit(&ps->nonce, memory_order_acquire) == n) {
-                c->peer = p;
-                c->peer_nonce = n;
+        }
+        /* Done once the paired peer acks our nonce while still carrying the nonce we
+         * acked. Its magic is not needed for this: a peer that completed first and failed
+         * its checks (magic 0 on exit) leaves nonce and ack, so this side finishes the
+         * handshake too and reports the disagreement itself instead of timing out. */
+        if (paired != NO_PEER) {
+            struct shm_ring_slot *ps = slot_of(c, paired);
+            if (atomic_load_explicit(&ps->ack, memory_order_acquire) == c->nonce &&
+                atomic_load_explicit(&ps->nonce, memory_order_acquire) == acked &&
+                atomic_load_explicit(&ps->id, memory_order_relaxed) == paired) {
+                c->peer = paired;
+                c->peer_nonce = acked;
                 break;
             }
         }
@@ -409,14 +418,14 @@ static int handshake(struct ctx *c)
             return fail(c, "timed out after %.0f s: peer %" PRIu32 " did not answer the handshake",
                         c->timeout, paired);
         }
-        if (paired == NO_PEER) {
-            usleep(1000); /* nobody to talk to yet: be gentle */
-        } else {
-            /* Paired: the peer acks within microseconds. Spinning (not sleeping, which can
-             * oversleep by far in a nested guest) keeps both sides' clocks starting at
-             * about the same moment. */
+        if (paired != NO_PEER && now() - paired_at < 2.0) {
+            /* Just paired: a live peer acks as soon as it looks. Spinning (not sleeping,
+             * which can oversleep by far in a nested guest) keeps both sides' clocks
+             * starting at about the same moment. */
             for (int i = 0; i < 64; i++)
                 __builtin_ia32_pause();
+        } else {
+            usleep(1000); /* nobody yet, or a stale slot: be gentle */
         }
     }
 

@@ -35,7 +35,9 @@
  *     peer's current nonce in the own slot's ack (release).
  *  3. Done when the peer's slot acks the own nonce (acquire) while still carrying the
  *     nonce we acked: both sides are live in this run and have reset their ring fields.
- *     Each side then checks the peer's slot: same version and shm_size, and its tx total
+ *     (The peer's magic is not needed any more for this: a side that finished first and
+ *     gave up at step 4 has cleared it, and the other must still finish and report.)
+ *  4. Each side then checks the peer's slot: same version and shm_size, and its tx total
  *     equal to the own rx total (and the other way round).
  * On exit a side sets its slot's magic to 0.
  *

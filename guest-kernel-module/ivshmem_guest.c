@@ -608,6 +608,7 @@ static void ivshmem_guest_remove(struct pci_dev *pdev)
 	pci_release_region(pdev, 0);
 	pci_disable_device(pdev);
 	ida_free(&ivshmem_guest_ida, ig->index);
+	dev_info(&pdev->dev, "/dev/%s removed\n", ig->name);
 	kref_put(&ig->ref, ivshmem_guest_free);
 }
 
