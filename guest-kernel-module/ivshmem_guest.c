@@ -40,7 +40,8 @@
 
 #define DRV_NAME "ivshmem_guest"
 
-/* BAR0 registers (QEMU's docs/specs/ivshmem-spec.rst; minivmm's devices/ivshmem.h) */
+/* BAR0 registers (QEMU's docs/specs/ivshmem-spec.rst; minivmm's
+ * devices/ivshmem.h) */
 #define REG_IVPOSITION 8
 #define REG_DOORBELL 12
 #define REG_EXT_ID 16 /* minivmm extension from here on */
@@ -48,8 +49,8 @@
 #define REG_PEERS_HI 24
 #define REG_PEERS_CHANGED_VECTOR 28
 #define REG_MAX_PEERS 32
-#define REGS_MIN_LEN 16 /* up to the doorbell */
-#define REGS_EXT_LEN 36 /* up to MAX_PEERS */
+#define REGS_MIN_LEN 16		  /* up to the doorbell */
+#define REGS_EXT_LEN 36		  /* up to MAX_PEERS */
 #define EXT_SIGNATURE 0x4D565031u /* "MVP1" */
 
 struct ivshmem_guest;
@@ -92,8 +93,8 @@ struct ivshmem_guest {
 struct ivshmem_guest_file {
 	struct ivshmem_guest *ig;
 	struct file *file;
-	struct list_head node; /* in ig->files */
-	struct mutex read_lock; /* seen[] */
+	struct list_head node;		     /* in ig->files */
+	struct mutex read_lock;		     /* seen[] */
 	u64 seen[IVSHMEM_GUEST_MAX_VECTORS]; /* fired[] as of the last read */
 };
 
@@ -227,9 +228,9 @@ static ssize_t ivshmem_guest_read(struct file *file, char __user *buf,
 			break;
 		if (file->f_flags & O_NONBLOCK)
 			return -EAGAIN;
-		ret = wait_event_interruptible(ig->wait,
-					       READ_ONCE(ig->gone) ||
-						       ivshmem_guest_pending(ig, f));
+		ret = wait_event_interruptible(
+			ig->wait,
+			READ_ONCE(ig->gone) || ivshmem_guest_pending(ig, f));
 		if (ret)
 			return ret;
 	}
@@ -397,7 +398,8 @@ static long ivshmem_guest_ioctl(struct file *file, unsigned int cmd,
 	default: /* IVSHMEM_GUEST_ENABLE_PEER_EVENTS */
 		if (!ig->ext || !ig->nvec)
 			ret = -EOPNOTSUPP;
-		else if (vector >= ig->nvec && vector != IVSHMEM_GUEST_VECTOR_OFF)
+		else if (vector >= ig->nvec &&
+			 vector != IVSHMEM_GUEST_VECTOR_OFF)
 			ret = -EINVAL;
 		else {
 			iowrite32(vector, ig->regs + REG_PEERS_CHANGED_VECTOR);
@@ -513,7 +515,8 @@ static int ivshmem_guest_probe(struct pci_dev *pdev,
 	if (!(pci_resource_flags(pdev, 2) & IORESOURCE_MEM) || !ig->shm_size ||
 	    !PAGE_ALIGNED(ig->shm_start) || !PAGE_ALIGNED(ig->shm_size)) {
 		dev_err(&pdev->dev,
-			"BAR2 is not page-aligned memory (%pR): cannot map it\n",
+			"BAR2 is not page-aligned memory (%pR): cannot map "
+			"it\n",
 			&pdev->resource[2]);
 		ret = -ENODEV;
 		goto err_disable;
@@ -553,14 +556,16 @@ static int ivshmem_guest_probe(struct pci_dev *pdev,
 
 	if (ig->ext)
 		dev_info(&pdev->dev,
-			 "/dev/%s: %llu KiB shared memory, peer ID %u, %u MSI-X vectors, minivmm extension (peers %#llx)\n",
+			 "/dev/%s: %llu KiB shared memory, peer ID %u, %u "
+			 "MSI-X vectors, minivmm extension (peers %#llx)\n",
 			 ig->name, (unsigned long long)ig->shm_size >> 10,
 			 ioread32(ig->regs + REG_IVPOSITION), ig->nvec,
 			 ioread32(ig->regs + REG_PEERS_LO) |
 				 (u64)ioread32(ig->regs + REG_PEERS_HI) << 32);
 	else
 		dev_info(&pdev->dev,
-			 "/dev/%s: %llu KiB shared memory, peer ID %u, %u MSI-X vectors\n",
+			 "/dev/%s: %llu KiB shared memory, peer ID %u, %u "
+			 "MSI-X vectors\n",
 			 ig->name, (unsigned long long)ig->shm_size >> 10,
 			 ioread32(ig->regs + REG_IVPOSITION), ig->nvec);
 	return 0;
@@ -613,9 +618,7 @@ static void ivshmem_guest_remove(struct pci_dev *pdev)
 }
 
 static const struct pci_device_id ivshmem_guest_ids[] = {
-	{ PCI_DEVICE(0x1af4, 0x1110) },
-	{}
-};
+	{PCI_DEVICE(0x1af4, 0x1110)}, {}};
 MODULE_DEVICE_TABLE(pci, ivshmem_guest_ids);
 
 static struct pci_driver ivshmem_guest_driver = {
@@ -639,6 +642,7 @@ static void __exit ivshmem_guest_exit(void)
 module_init(ivshmem_guest_init);
 module_exit(ivshmem_guest_exit);
 
-MODULE_DESCRIPTION("ivshmem (1af4:1110) shared memory and doorbells for user space");
+MODULE_DESCRIPTION(
+	"ivshmem (1af4:1110) shared memory and doorbells for user space");
 MODULE_AUTHOR("minivmm");
 MODULE_LICENSE("GPL");

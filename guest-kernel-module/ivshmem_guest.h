@@ -50,11 +50,11 @@ struct ivshmem_guest_info {
 	__u64 shm_size; /* BAR2's size in bytes: the most mmap() maps */
 	__u64 peers; /* bit n: peer ID n present (own ID included), IDs 0..63 */
 	__u32 flags; /* IVSHMEM_GUEST_INFO_* */
-	__u32 own_id; /* IVPosition as read (ivshmem-plain: 0 in every VM) */
-	__u32 vectors; /* MSI-X vectors with a handler; 0: no interrupts */
+	__u32 own_id;	 /* IVPosition as read (ivshmem-plain: 0 in every VM) */
+	__u32 vectors;	 /* MSI-X vectors with a handler; 0: no interrupts */
 	__u32 max_peers; /* MAX_PEERS with the extension, else 0 */
 	__u32 peers_changed_vector; /* PEERS_CHANGED_VECTOR, else VECTOR_OFF */
-	__u32 reserved[3]; /* 0 */
+	__u32 reserved[3];	    /* 0 */
 };
 
 /* Doorbell: interrupt peer on vector (a write of (peer << 16) | vector to
@@ -77,14 +77,17 @@ struct ivshmem_guest_eventfd {
 
 #define IVSHMEM_GUEST_IOC_MAGIC 0xB7
 
-#define IVSHMEM_GUEST_INFO _IOR(IVSHMEM_GUEST_IOC_MAGIC, 0x00, struct ivshmem_guest_info)
-#define IVSHMEM_GUEST_RING _IOW(IVSHMEM_GUEST_IOC_MAGIC, 0x01, struct ivshmem_guest_ring)
-#define IVSHMEM_GUEST_BIND_EVENTFD \
+#define IVSHMEM_GUEST_INFO                                                     \
+	_IOR(IVSHMEM_GUEST_IOC_MAGIC, 0x00, struct ivshmem_guest_info)
+#define IVSHMEM_GUEST_RING                                                     \
+	_IOW(IVSHMEM_GUEST_IOC_MAGIC, 0x01, struct ivshmem_guest_ring)
+#define IVSHMEM_GUEST_BIND_EVENTFD                                             \
 	_IOW(IVSHMEM_GUEST_IOC_MAGIC, 0x02, struct ivshmem_guest_eventfd)
 /* Argument: a __u32 vector (< info.vectors) that the device raises whenever a
  * peer appears or disappears, or IVSHMEM_GUEST_VECTOR_OFF to stop it (minivmm's
  * PEERS_CHANGED_VECTOR; reset to off when the driver lets go of the device).
  * EOPNOTSUPP: not minivmm's device, or no interrupts; EINVAL: bad vector. */
-#define IVSHMEM_GUEST_ENABLE_PEER_EVENTS _IOW(IVSHMEM_GUEST_IOC_MAGIC, 0x03, __u32)
+#define IVSHMEM_GUEST_ENABLE_PEER_EVENTS                                       \
+	_IOW(IVSHMEM_GUEST_IOC_MAGIC, 0x03, __u32)
 
 #endif /* IVSHMEM_GUEST_H */

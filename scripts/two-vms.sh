@@ -19,14 +19,25 @@ run_pair() { # label, then the shm-ring arguments as a minivmm.run list
     echo "== $label: shm-ring $bytes each way between two VMs =="
     for vm in 0 1; do
         "$minivmm" --shm=demo --append "quiet minivmm.run=$run" 2>&1 </dev/null |
-            grep --line-buffered -v '^\[' | sed -u "s/^/[vm$vm] /" &
+            grep --line-buffered -v '^\[' | sed -u "s/^/[vm$vm] /" | tee "$XDG_RUNTIME_DIR/vm$vm.log" &
         pids+=($!)
-        sleep 0.5 # peer IDs in start order: vm0 gets 0, vm1 gets 1
+        # vm1 boots once vm0's guest is up: in the emulated KVM host, two guests in early
+        # boot at the same moment now and then die with a triple fault. This also gives
+        # the peer IDs in start order.
+        [ $vm -eq 1 ] || wait_for_userspace "$XDG_RUNTIME_DIR/vm$vm.log"
     done
     for pid in "${pids[@]}"; do
         wait "$pid" || status=1
     done
     return $status
+}
+
+wait_for_userspace() { # log
+    local deadline=$((SECONDS + 300))
+    until grep -q "init: running" "$1" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.2
+    done
 }
 
 failed=0

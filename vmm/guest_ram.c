@@ -24,6 +24,14 @@ int guest_ram_init(struct guest_ram *ram, uint64_t size)
     /* Merging guest pages is not worth the scanning cost for short-lived VMs, but huge
      * pages cut EPT/NPT walks: ask for them, ignore the answer (a hint only). */
     (void)madvise(host, size, MADV_HUGEPAGE);
+    /* A --shm broker is forked after this mapping exists: without this it would share the
+     * guest's pages copy-on-write, and every store the VMM or KVM makes to guest RAM
+     * after the fork would have to break that sharing under KVM's feet. */
+    if (madvise(host, size, MADV_DONTFORK) < 0) {
+        int err = errno;
+        munmap(host, size);
+        return -err;
+    }
     ram->host = host;
     guest_ram_split(ram, size);
     return 0;

@@ -58,10 +58,7 @@ declare -a mv_boot mv_over qemu_boot qemu_over
 for ((i = 1; i <= runs; i++)); do
     measure "$MINIVMM" --kernel "$kernel" --initrd "$initrd" --mem ${mem_mb}M --append "$append"
     mv_boot+=("$boot_ms") mv_over+=("$overhead_kib")
-    measure qemu-system-x86_64 -enable-kvm -cpu host -m $mem_mb -smp 1 -nographic -nodefaults \
-        -no-reboot -serial stdio -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyS0 reboot=k panic=-1 acpi=off $append" \
-        -device isa-debug-exit,iobase=0xf4,iosize=4
+    measure qemu_guest "$append" # the same image and memory, minivmm's command line
     qemu_boot+=("$boot_ms") qemu_over+=("$overhead_kib")
     echo "run $i: minivmm ${mv_boot[-1]} ms, ${mv_over[-1]} KiB over guest RAM; qemu ${qemu_boot[-1]} ms, ${qemu_over[-1]} KiB"
 done

@@ -19,19 +19,15 @@ out_dir=$MINIVMM_BUILD_DIR/bench
 logs=$(mktemp -d)
 mkdir -p "$out_dir"
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
-kernel=$GUEST_IMAGE_DIR/bzImage initrd=$GUEST_IMAGE_DIR/initramfs.cpio.gz
 echo "shm benchmark: $(uname -r), $(nproc) CPUs, ${MINIVMM_IN_KVM_HOST:+emulated KVM host (absolute times are those of an emulator), }$bytes each way, $count round trips"
 
 minivmm_vm() { # group log run-list
     "$MINIVMM" --shm="$1" --append "quiet minivmm.run=$3" >"$logs/$2" 2>&1 </dev/null &
 }
 qemu_vm() { # group log run-list
-    qemu-system-x86_64 -enable-kvm -cpu host -m 256 -smp 1 -nographic -nodefaults -no-reboot \
-        -serial stdio -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyS0 reboot=k panic=-1 acpi=off quiet minivmm.run=$3" \
-        -device isa-debug-exit,iobase=0xf4,iosize=4 \
+    qemu_guest "quiet minivmm.run=$3" \
         -chardev socket,path="$XDG_RUNTIME_DIR/minivmm/$1.sock",id=c \
-        -device ivshmem-doorbell,chardev=c,vectors=2 >"$logs/$2" 2>&1 </dev/null &
+        -device ivshmem-doorbell,chardev=c,vectors=2 >"$logs/$2" 2>&1 &
 }
 # QEMU cannot start a group; an idle minivmm (peer 0) holds it open for the QEMU pair.
 holders=()

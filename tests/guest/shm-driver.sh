@@ -21,10 +21,7 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIM
 qemu_vm() { # run-list, ivshmem QEMU options...: QEMU ends with 2 * status + 1
     local run=$1
     shift
-    qemu-system-x86_64 -enable-kvm -cpu host -m 256 -smp 1 -nographic -nodefaults -no-reboot \
-        -serial stdio -kernel "$GUEST_IMAGE_DIR/bzImage" -initrd "$GUEST_IMAGE_DIR/initramfs.cpio.gz" \
-        -append "console=ttyS0 reboot=k panic=-1 acpi=off minivmm.run=$run" \
-        -device isa-debug-exit,iobase=0xf4,iosize=4 "$@" </dev/null
+    qemu_guest "minivmm.run=$run" "$@"
 }
 guest_lines() { # the guests' own lines, without kernel messages
     grep -v '^\[' "$1"

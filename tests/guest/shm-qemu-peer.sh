@@ -13,12 +13,9 @@ logs=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 
 qemu_peer() { # run-list: QEMU ends with (2 * status + 1) through isa-debug-exit
-    qemu-system-x86_64 -enable-kvm -cpu host -m 256 -smp 1 -nographic -nodefaults -no-reboot \
-        -serial stdio -kernel "$GUEST_IMAGE_DIR/bzImage" -initrd "$GUEST_IMAGE_DIR/initramfs.cpio.gz" \
-        -append "console=ttyS0 reboot=k panic=-1 acpi=off quiet minivmm.run=$1" \
-        -device isa-debug-exit,iobase=0xf4,iosize=4 \
+    qemu_guest "quiet minivmm.run=$1" \
         -chardev socket,path="$XDG_RUNTIME_DIR/minivmm/mixed.sock",id=c \
-        -device ivshmem-doorbell,chardev=c,vectors=2 </dev/null
+        -device ivshmem-doorbell,chardev=c,vectors=2
 }
 
 # minivmm starts the group (peer 0), QEMU joins as peer 1. The minivmm side runs the

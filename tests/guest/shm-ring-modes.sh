@@ -21,12 +21,9 @@ minivmm_vm() { # group log run-list
     "$MINIVMM" --shm="$1" --append "quiet minivmm.run=$3" >"$logs/$2" 2>&1 </dev/null &
 }
 qemu_plain_vm() { # log run-list: QEMU ends with 2 * status + 1
-    qemu-system-x86_64 -enable-kvm -cpu host -m 256 -smp 1 -nographic -nodefaults -no-reboot \
-        -serial stdio -kernel "$GUEST_IMAGE_DIR/bzImage" -initrd "$GUEST_IMAGE_DIR/initramfs.cpio.gz" \
-        -append "console=ttyS0 reboot=k panic=-1 acpi=off quiet minivmm.run=$2" \
-        -device isa-debug-exit,iobase=0xf4,iosize=4 \
+    qemu_guest "quiet minivmm.run=$2" \
         -object memory-backend-file,id=m,mem-path="$XDG_RUNTIME_DIR/plain.mem",size=4M,share=on \
-        -device ivshmem-plain,memdev=m >"$logs/$1" 2>&1 </dev/null &
+        -device ivshmem-plain,memdev=m >"$logs/$1" 2>&1 &
 }
 show() { # log...
     for log in "$@"; do
@@ -38,7 +35,8 @@ show() { # log...
 # 1. Without the driver (and, at the same time, a VM alone in another group).
 minivmm_vm nodrv nodrv-send "sh,-c,rmmod\${IFS}ivshmem_guest&&ivshmem-info&&shm-ring\${IFS}send\${IFS}4M"
 sender=$!
-sleep 1
+# One guest boots at a time (see wait_for_text in test-lib.sh).
+wait_for_text "$logs/nodrv-send" "init: running" 300 || fail "nodrv-send never reached userspace"
 minivmm_vm nodrv nodrv-recv "shm-ring,recv,4M"
 receiver=$!
 minivmm_vm alone alone "shm-ring,--timeout,5,both,1M"
@@ -66,7 +64,8 @@ expect_contains "$(cat "$logs/alone")" "shm-ring: FAIL timed out after 5 s: no p
 # 2. Disagreeing byte counts.
 minivmm_vm mismatch mismatch-a "shm-ring,--timeout,120,send,4M"
 a=$!
-sleep 1
+# One guest boots at a time (see wait_for_text in test-lib.sh).
+wait_for_text "$logs/mismatch-a" "init: running" 300 || fail "mismatch-a never reached userspace"
 minivmm_vm mismatch mismatch-b "shm-ring,--timeout,120,recv,1M"
 b=$!
 wait "$a"

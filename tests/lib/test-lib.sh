@@ -80,11 +80,26 @@ use_private_runtime_dir() {
     export XDG_RUNTIME_DIR
 }
 
-# Waits until FILE contains TEXT, at most SECONDS; returns 1 on timeout.
+# Waits until FILE contains TEXT, at most SECONDS; returns 1 on timeout. Tests that start
+# several VMs use it to let one guest reach userspace before the next boots: in the
+# emulated KVM host, two Linux guests (minivmm's or QEMU's alike) in early boot at the
+# same moment now and then die with a triple fault.
 wait_for_text() { # file text seconds
     local deadline=$((SECONDS + $3))
     until grep -qF -- "$2" "$1" 2>/dev/null; do
         [ $SECONDS -lt $deadline ] || return 1
         sleep 0.2
     done
+}
+
+# Boots the default guest image in QEMU with KVM: minivmm's default kernel command line
+# plus APPEND, the debug-exit port as QEMU's isa-debug-exit (so QEMU exits with
+# 2 * status + 1), and the extra QEMU arguments given (an ivshmem device, say).
+qemu_guest() { # append qemu-args...
+    local append=$1
+    shift
+    qemu-system-x86_64 -enable-kvm -cpu host -m 256 -smp 1 -nographic -nodefaults -no-reboot \
+        -serial stdio -kernel "$GUEST_IMAGE_DIR/bzImage" -initrd "$GUEST_IMAGE_DIR/initramfs.cpio.gz" \
+        -append "console=ttyS0 reboot=k panic=-1 acpi=off $append" \
+        -device isa-debug-exit,iobase=0xf4,iosize=4 "$@" </dev/null
 }
