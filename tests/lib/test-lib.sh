@@ -80,6 +80,22 @@ use_private_runtime_dir() {
     export XDG_RUNTIME_DIR
 }
 
+# Prints the path of an initrd that is the default image's initramfs plus the files of
+# FOLDER under /FOLDER-NAME in the guest: Linux unpacks concatenated cpio archives in turn.
+# For guest-side test scripts (minivmm.run=sh,/NAME/script.sh). The file is made under
+# TMPDIR, which is private inside the emulated KVM host.
+initrd_with_folder() { # folder
+    local folder name combined
+    folder=$(cd "$1" && pwd) || fail "no folder $1"
+    name=$(basename "$folder")
+    combined=$(mktemp "${TMPDIR:-/tmp}/minivmm-initrd.XXXXXX") || fail "mktemp"
+    cp "$GUEST_IMAGE_DIR/initramfs.cpio.gz" "$combined" || fail "copying the initramfs"
+    (cd "$folder/.." && find "$name" | LC_ALL=C sort |
+        cpio --quiet -o -H newc --owner=0:0 | gzip -9n) >>"$combined" ||
+        fail "packing $folder into $combined"
+    printf '%s\n' "$combined"
+}
+
 # Waits until FILE contains TEXT, at most SECONDS; returns 1 on timeout. Tests that start
 # several VMs use it to let one guest reach userspace before the next boots: in the
 # emulated KVM host, two Linux guests (minivmm's or QEMU's alike) in early boot at the
