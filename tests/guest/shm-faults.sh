@@ -8,6 +8,8 @@
 #      interrupt-driven transfer, with the same outcome.
 #   3. The killed creator is started again with the same --shm: it rejoins, reads a note
 #      the survivor left in the shared memory, and the two move 8 MiB each way, verified.
+#   4. The restarted VM rings doorbells to every peer and vector as fast as it can while
+#      the two move 8 MiB each way interrupt-driven: the transfer completes, verified.
 # The guest halves are tests/guest/shm-faults/*.sh, added to the default initramfs.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
@@ -87,6 +89,14 @@ expect_matches "$survivor_out" "shm-ring: OK 16777216 bytes .*polled, peer 0" \
     "the survivor moved 8 MiB each way with the restarted VM"
 expect_matches "$rejoiner_out" "shm-ring: OK 16777216 bytes .*polled, peer 1" \
     "the restarted VM moved 8 MiB each way with the survivor"
+expect_matches "$survivor_out" "shm-ring: OK 16777216 bytes .*irq, peer 0" \
+    "the survivor's interrupt-driven transfer completed during the doorbell storm"
+expect_matches "$rejoiner_out" "shm-ring: OK 16777216 bytes .*irq, peer 1" \
+    "the storming VM's own interrupt-driven transfer completed"
+expect_contains "$rejoiner_out" "the storm was still running when the transfer ended" \
+    "the transfer did not wait for the storm to end"
+expect_matches "$rejoiner_out" "shm-doorbell-storm: [1-9][0-9]{3,} doorbells rung" \
+    "the storm rang thousands of doorbells"
 expect_status 0 "$survivor_status" "the survivor's VMM and guest"
 expect_status 0 "$rejoiner_status" "the restarted VM"
 finish
