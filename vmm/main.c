@@ -129,6 +129,7 @@ static int run_vm(const struct vm_config *config, const struct kernel_image *ima
     }
     struct console console;
     int ret = vm_create(vm, config->mem_size, config->cpus, STDOUT_FILENO);
+    vm->sandbox = config->sandbox;
     if (!ret)
         ret = vm_add_shm(vm, config->shm, config->shm_count);
     if (!ret)

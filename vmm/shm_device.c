@@ -145,7 +145,15 @@ static void shm_broker_lost(void *ctx)
              shm->group.spec.name);
 }
 
+static void shm_thread_started(void *ctx)
+{
+    struct shm_device *shm = ctx;
+    /* A failure stops the VM; the thread itself may go on: it only forwards peers. */
+    vm_enter_sandbox(shm->vm, SANDBOX_IO);
+}
+
 static const struct shm_group_events shm_group_events = {
+    .thread_started = shm_thread_started,
     .peer_joined = shm_peer_joined,
     .peer_left = shm_peer_left,
     .broker_lost = shm_broker_lost,

@@ -53,6 +53,7 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
     memset(spec, 0, sizeof(*spec));
     spec->size = SHM_DEFAULT_SIZE;
     spec->vectors = SHM_DEFAULT_VECTORS;
+    spec->sandbox = true;
     if (!text) {
         reason_set(why, why_len, "missing group name");
         return -EINVAL;
@@ -358,8 +359,8 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
     if (ret < 0)
         log_warn("shm group %s: setrlimit RLIMIT_NOFILE: %s", spec->name, strerror(-ret));
 
-    ret = broker_connect(g->runtime_dir, spec->name, spec->size, spec->vectors, &g->spawned_broker,
-                         &g->broker_pid, why, why_len);
+    ret = broker_connect(g->runtime_dir, spec->name, spec->size, spec->vectors, spec->sandbox,
+                         &g->spawned_broker, &g->broker_pid, why, why_len);
     if (ret < 0)
         goto fail;
     g->sock = ret;
@@ -436,6 +437,8 @@ static void group_message(struct shm_group *g, int64_t value, int fd)
 static void *group_thread(void *arg)
 {
     struct shm_group *g = arg;
+    if (g->events.thread_started)
+        g->events.thread_started(g->ctx);
     for (;;) {
         struct pollfd pfds[2] = {
             {.fd = g->stop_fd, .events = POLLIN},

@@ -33,6 +33,7 @@ struct shm_spec {
     char name[SHM_NAME_MAX + 1];
     uint64_t size;        /* a power of two, SHM_MIN_SIZE..SHM_MAX_SIZE */
     unsigned int vectors; /* 0..SHM_MAX_VECTORS; 0: memory only */
+    bool sandbox;         /* a broker this join starts sandboxes itself (default true) */
 };
 
 /* Parses "NAME[,size=SIZE][,vectors=N]" (keys in any order, each at most once; SIZE as
@@ -51,6 +52,8 @@ struct shm_group_peer {
 
 /* Called from the group's thread (signals blocked there); must not call shm_group_leave(). */
 struct shm_group_events {
+    /* First thing in the group's thread, before any event: where the VMM sandboxes it. */
+    void (*thread_started)(void *ctx);
     /* Peer id is present with nfds (== vectors) eventfds, fds[v] for vector v. The callee
      * owns the fds (not the array) and closes them; NULL: they are closed for it. */
     void (*peer_joined)(void *ctx, unsigned int id, int *fds, unsigned int nfds);

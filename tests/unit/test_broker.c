@@ -585,7 +585,7 @@ static void test_socket_path_too_long(void **state)
 
     bool spawned;
     pid_t pid;
-    assert_int_equal(broker_connect(path, NAME, SIZE, 1, &spawned, &pid, why, sizeof(why)),
+    assert_int_equal(broker_connect(path, NAME, SIZE, 1, true, &spawned, &pid, why, sizeof(why)),
                      -ENAMETOOLONG);
     assert_contains(why, "sun_path");
 }
