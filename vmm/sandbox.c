@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <sys/ioctl.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -59,12 +59,8 @@ static const int vcpu_syscalls[] = {
 };
 
 static const unsigned long vcpu_ioctls[] = {
-    KVM_RUN,
-    KVM_IRQ_LINE,
-    KVM_SET_USER_MEMORY_REGION,
-    KVM_IOEVENTFD,
-    KVM_IRQFD,
-    KVM_SET_GSI_ROUTING,
+    KVM_RUN,        KVM_IRQ_LINE, KVM_SET_USER_MEMORY_REGION,
+    KVM_IOEVENTFD,  KVM_IRQFD,    KVM_SET_GSI_ROUTING,
     KVM_SIGNAL_MSI,
 };
 
@@ -73,44 +69,26 @@ static const unsigned long vcpu_ioctls[] = {
  * as SCM_RIGHTS messages and become ioeventfds; leaving undoes them). */
 static const int io_syscalls[] = {
     SCMP_SYS(ioctl), /* only the requests in io_ioctls */
-    SCMP_SYS(poll),
-    SCMP_SYS(ppoll),
-    SCMP_SYS(read),
-    SCMP_SYS(recvmsg),
-    SCMP_SYS(tgkill),
+    SCMP_SYS(poll),  SCMP_SYS(ppoll), SCMP_SYS(read), SCMP_SYS(recvmsg), SCMP_SYS(tgkill),
 };
 
 static const unsigned long io_ioctls[] = {
-    KVM_IOEVENTFD,
-    KVM_IRQFD,
-    KVM_SET_USER_MEMORY_REGION,
-    KVM_SET_GSI_ROUTING,
-    KVM_SIGNAL_MSI,
-    TCSETS, /* the terminal's mode restored at exit */
+    KVM_IOEVENTFD,       KVM_IRQFD,      KVM_SET_USER_MEMORY_REGION,
+    KVM_SET_GSI_ROUTING, KVM_SIGNAL_MSI, TCSETS, /* the terminal's mode restored at exit */
 };
 
 /* The broker: accepts clients, checks their credentials, creates their eventfds, sends
  * the burst, and rewrites its status file under its runtime folder (opened by path: the
  * broker never reads a path from a client). syslog reconnects to /dev/log on demand. */
 static const int broker_syscalls[] = {
-    SCMP_SYS(poll),
-    SCMP_SYS(ppoll),
-    SCMP_SYS(accept4),
+    SCMP_SYS(poll),       SCMP_SYS(ppoll),      SCMP_SYS(accept4),
     SCMP_SYS(getsockopt), /* SO_PEERCRED */
     SCMP_SYS(setsockopt), /* SO_SNDTIMEO */
-    SCMP_SYS(eventfd2),
-    SCMP_SYS(sendmsg),
-    SCMP_SYS(recvfrom),
-    SCMP_SYS(read),
-    SCMP_SYS(openat), /* NAME.group.tmp, NAME.lock */
-    SCMP_SYS(rename),
-    SCMP_SYS(unlink),
-    SCMP_SYS(flock),
-    SCMP_SYS(fstat),
-    SCMP_SYS(newfstatat),
-    SCMP_SYS(stat),
-    SCMP_SYS(geteuid),
-    SCMP_SYS(connect), /* syslog's /dev/log */
+    SCMP_SYS(eventfd2),   SCMP_SYS(sendmsg),    SCMP_SYS(recvfrom),
+    SCMP_SYS(read),       SCMP_SYS(openat), /* NAME.group.tmp, NAME.lock */
+    SCMP_SYS(rename),     SCMP_SYS(unlink),     SCMP_SYS(flock),
+    SCMP_SYS(fstat),      SCMP_SYS(newfstatat), SCMP_SYS(stat),
+    SCMP_SYS(geteuid),    SCMP_SYS(connect), /* syslog's /dev/log */
     SCMP_SYS(sendto),
 };
 
