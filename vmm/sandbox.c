@@ -38,15 +38,15 @@ static const int common_syscalls[] = {
     SCMP_SYS(close),           /* a departed peer's eventfds; the end */
     SCMP_SYS(clock_gettime),   /* when the vDSO is not used */
     SCMP_SYS(clock_nanosleep), /* short waits (console back-pressure, lock retries) */
-    SCMP_SYS(nanosleep),
-    SCMP_SYS(getpid), /* pthread_kill's tgkill, log lines */
-    SCMP_SYS(gettid),
-    SCMP_SYS(rt_sigreturn),
-    SCMP_SYS(rt_sigprocmask),
-    SCMP_SYS(restart_syscall),
-    SCMP_SYS(sched_yield),
-    SCMP_SYS(exit),
-    SCMP_SYS(exit_group),
+    SCMP_SYS(nanosleep),       /* the same, older style */
+    SCMP_SYS(getpid),          /* pthread_kill's tgkill, log lines */
+    SCMP_SYS(gettid),          /* raise() */
+    SCMP_SYS(rt_sigreturn),    /* the end of every signal handler */
+    SCMP_SYS(rt_sigprocmask),  /* pthread_create, raise() */
+    SCMP_SYS(restart_syscall), /* an interrupted sleep resumed */
+    SCMP_SYS(sched_yield),     /* lock back-off */
+    SCMP_SYS(exit),            /* a thread ends */
+    SCMP_SYS(exit_group),      /* the process ends */
 };
 
 /* vCPU threads: KVM_RUN, and what the devices do in an exit: COM1's interrupt line and
@@ -54,42 +54,64 @@ static const int common_syscalls[] = {
  * (routes, irqfds, direct MSIs), and stopping the VM (eventfd write, tgkill). A device
  * whose exits wait on another process (futex, poll, eventfd read) adds its line here. */
 static const int vcpu_syscalls[] = {
-    SCMP_SYS(ioctl), /* only the requests in vcpu_ioctls */
-    SCMP_SYS(tgkill),
+    SCMP_SYS(ioctl),  /* only the requests in vcpu_ioctls */
+    SCMP_SYS(tgkill), /* the guest stopped the VM: kick the other vCPUs */
 };
 
 static const unsigned long vcpu_ioctls[] = {
-    KVM_RUN,        KVM_IRQ_LINE, KVM_SET_USER_MEMORY_REGION,
-    KVM_IOEVENTFD,  KVM_IRQFD,    KVM_SET_GSI_ROUTING,
-    KVM_SIGNAL_MSI,
+    KVM_RUN,                    /* the guest runs */
+    KVM_IRQ_LINE,               /* COM1's interrupt */
+    KVM_SET_USER_MEMORY_REGION, /* the guest moves or disables the shared-memory BAR */
+    KVM_IOEVENTFD,              /* ... and with it the doorbells */
+    KVM_IRQFD,                  /* MSI-X vector unmasked or masked */
+    KVM_SET_GSI_ROUTING,        /* MSI-X message written */
+    KVM_SIGNAL_MSI,             /* a pending vector delivered on unmask */
 };
 
 /* The main thread (waits for the stop eventfd and signals, then tears the VM down), the
  * console input thread and each --shm group's thread (peers joining and leaving arrive
  * as SCM_RIGHTS messages and become ioeventfds; leaving undoes them). */
 static const int io_syscalls[] = {
-    SCMP_SYS(ioctl), /* only the requests in io_ioctls */
-    SCMP_SYS(poll),  SCMP_SYS(ppoll), SCMP_SYS(read), SCMP_SYS(recvmsg), SCMP_SYS(tgkill),
+    SCMP_SYS(ioctl),   /* only the requests in io_ioctls */
+    SCMP_SYS(poll),    /* stop eventfd, signalfd, console input, broker socket */
+    SCMP_SYS(ppoll),   /* the same, as some C libraries make it */
+    SCMP_SYS(read),    /* those fds */
+    SCMP_SYS(recvmsg), /* peer joins and departures, with their eventfds */
+    SCMP_SYS(tgkill),  /* kicking vCPU threads out of KVM_RUN to stop */
 };
 
 static const unsigned long io_ioctls[] = {
-    KVM_IOEVENTFD,       KVM_IRQFD,      KVM_SET_USER_MEMORY_REGION,
-    KVM_SET_GSI_ROUTING, KVM_SIGNAL_MSI, TCSETS, /* the terminal's mode restored at exit */
+    KVM_IOEVENTFD,              /* a peer's doorbells bound or unbound */
+    KVM_IRQFD,                  /* teardown: irqfds detached */
+    KVM_SET_USER_MEMORY_REGION, /* teardown: the shared memory unmapped */
+    KVM_SET_GSI_ROUTING,        /* teardown: routes freed */
+    KVM_SIGNAL_MSI,             /* a peer event raised on the peers-changed vector */
+    TCSETS,                     /* the terminal's mode restored at exit */
 };
 
 /* The broker: accepts clients, checks their credentials, creates their eventfds, sends
  * the burst, and rewrites its status file under its runtime folder (opened by path: the
  * broker never reads a path from a client). syslog reconnects to /dev/log on demand. */
 static const int broker_syscalls[] = {
-    SCMP_SYS(poll),       SCMP_SYS(ppoll),      SCMP_SYS(accept4),
-    SCMP_SYS(getsockopt), /* SO_PEERCRED */
-    SCMP_SYS(setsockopt), /* SO_SNDTIMEO */
-    SCMP_SYS(eventfd2),   SCMP_SYS(sendmsg),    SCMP_SYS(recvfrom),
-    SCMP_SYS(read),       SCMP_SYS(openat), /* NAME.group.tmp, NAME.lock */
-    SCMP_SYS(rename),     SCMP_SYS(unlink),     SCMP_SYS(flock),
-    SCMP_SYS(fstat),      SCMP_SYS(newfstatat), SCMP_SYS(stat),
-    SCMP_SYS(geteuid),    SCMP_SYS(connect), /* syslog's /dev/log */
-    SCMP_SYS(sendto),
+    SCMP_SYS(poll),       /* the listening socket and every client */
+    SCMP_SYS(ppoll),      /* the same, as some C libraries make it */
+    SCMP_SYS(accept4),    /* a client */
+    SCMP_SYS(getsockopt), /* its SO_PEERCRED */
+    SCMP_SYS(setsockopt), /* its SO_SNDTIMEO */
+    SCMP_SYS(eventfd2),   /* its eventfds */
+    SCMP_SYS(sendmsg),    /* the protocol's messages, with SCM_RIGHTS */
+    SCMP_SYS(recvfrom),   /* a client's EOF */
+    SCMP_SYS(read),       /* NAME.group, when a joiner asks */
+    SCMP_SYS(openat),     /* NAME.group.tmp, NAME.lock */
+    SCMP_SYS(rename),     /* NAME.group.tmp to NAME.group */
+    SCMP_SYS(unlink),     /* the files, at the end */
+    SCMP_SYS(flock),      /* NAME.lock around teardown */
+    SCMP_SYS(fstat),      /* lock_take's inode check */
+    SCMP_SYS(newfstatat), /* the same, as newer C libraries make it */
+    SCMP_SYS(stat),       /* the same, by path */
+    SCMP_SYS(geteuid),    /* peer credential check, status file */
+    SCMP_SYS(connect),    /* syslog's /dev/log */
+    SCMP_SYS(sendto),     /* syslog's messages */
 };
 
 struct sandbox_policy {
