@@ -1044,6 +1044,32 @@ void shm_format_size(uint64_t size, char *text, size_t len)
         snprintf(text, len, "%" PRIu64 "%c", size, units[unit]);
 }
 
+static void full_reason(char *why, size_t why_len, const struct broker_status *status)
+{
+    reason_set(why, why_len,
+               "shared-memory group '%s' is full: it has %u peers, the most a group can have "
+               "(broker pid %d); wait for one to leave or use another name",
+               status->name, status->peer_count, (int)status->broker_pid);
+}
+
+int broker_check_room(const char *dir, const char *name, char *why, size_t why_len)
+{
+    char status_path[PATH_MAX];
+    if (broker_path(status_path, sizeof(status_path), dir, name, ".group"))
+        return 0;
+    struct broker_status *status = malloc(sizeof(*status));
+    if (!status)
+        return 0;
+    int ret = 0;
+    if (broker_status_read(status_path, status) == 0 && status->peer_count >= SHM_MAX_PEERS &&
+        broker_alive(status->broker_pid)) {
+        full_reason(why, why_len, status);
+        ret = -EUSERS;
+    }
+    free(status);
+    return ret;
+}
+
 int broker_connect(const char *dir, const char *name, uint64_t size, unsigned int vectors,
                    bool sandbox, bool *spawned, pid_t *broker_pid, char *why, size_t why_len)
 {
@@ -1096,6 +1122,11 @@ int broker_connect(const char *dir, const char *name, uint64_t size, unsigned in
                    name, have, status->vectors, (int)status->broker_pid, status->peer_count, want,
                    vectors);
         ret = -EEXIST;
+        goto out;
+    }
+    if (live && status->peer_count >= SHM_MAX_PEERS) {
+        full_reason(why, why_len, status);
+        ret = -EUSERS;
         goto out;
     }
     ret = connect_unix(sock_path);

@@ -172,6 +172,14 @@ int main(int argc, char **argv)
         return groups < 0 ? EXIT_HOST_ERROR : 0;
     }
 
+    if (config.shm_count) {
+        char why[320];
+        if (shm_reserve_fds(config.shm, config.shm_count, why, sizeof(why))) {
+            log_error("%s", why);
+            return EXIT_USAGE;
+        }
+    }
+
     /* Every input is checked before KVM is touched: a bad file is reported the same way
      * on every host, and nothing is left half-started. */
     struct boot_files files = {0};

@@ -52,10 +52,14 @@ static const int common_syscalls[] = {
 /* vCPU threads: KVM_RUN, and what the devices do in an exit: COM1's interrupt line and
  * output, the ivshmem BARs moving (memory slot, doorbell ioeventfds), MSI-X vectors
  * (routes, irqfds, direct MSIs), and stopping the VM (eventfd write, tgkill). A device
- * whose exits wait on another process (futex, poll, eventfd read) adds its line here. */
+ * whose exits wait on another process adds its line here (futex, poll and eventfd reads
+ * are on the lists already). */
 static const int vcpu_syscalls[] = {
     SCMP_SYS(ioctl),  /* only the requests in vcpu_ioctls */
     SCMP_SYS(tgkill), /* the guest stopped the VM: kick the other vCPUs */
+    SCMP_SYS(poll),   /* COM1 waits for its output; MSI-X checks a vector's eventfd */
+    SCMP_SYS(ppoll),  /* the same, as some C libraries make it */
+    SCMP_SYS(read),   /* MSI-X drains a vector's eventfd into its pending bit */
 };
 
 static const unsigned long vcpu_ioctls[] = {

@@ -170,7 +170,7 @@ int shm_device_create(struct shm_device *shm, struct vm *vm, const struct shm_sp
     int ret = shm_group_join(&shm->group, spec, why, sizeof(why));
     if (ret) {
         log_error("--shm=%s: %s", spec->name, why);
-        return EXIT_HOST_ERROR;
+        return ret == -EUSERS ? EXIT_GROUP_FULL : EXIT_HOST_ERROR;
     }
     ret = ivshmem_init(&shm->ivshmem, &vm->pci, shm->group.mem, shm->group.mem_size,
                        shm->group.vectors, &shm_ivshmem_ops, shm);

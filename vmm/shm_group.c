@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -372,6 +373,8 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
         goto fail;
     }
     ret = burst_read(g, why, why_len);
+    if (ret == -EPIPE && broker_check_room(g->runtime_dir, spec->name, why, why_len) < 0)
+        ret = -EUSERS;
     if (ret < 0)
         goto fail;
     ret = memory_map(g, why, why_len);
@@ -388,6 +391,30 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
 fail:
     group_release(g);
     return ret;
+}
+
+int shm_reserve_fds(const struct shm_spec *specs, unsigned int count, char *why, size_t why_len)
+{
+    unsigned long need = SHM_FD_MARGIN;
+    for (unsigned int i = 0; i < count; i++)
+        need += (SHM_MAX_PEERS + 1ul) * specs[i].vectors;
+    int ret = shm_raise_fd_limit(need);
+    struct rlimit rl;
+    if (ret == 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        ret = -errno;
+    if (ret < 0) {
+        reason_set(why, why_len, "setrlimit RLIMIT_NOFILE %lu: %s", need, strerror(-ret));
+        return ret;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        reason_set(why, why_len,
+                   "--shm needs up to %lu open files (%d peers' eventfds per vector and group), "
+                   "but the hard limit RLIMIT_NOFILE is %llu: use fewer vectors, or raise the "
+                   "limit (ulimit -Hn)",
+                   need, SHM_MAX_PEERS + 1, (unsigned long long)rl.rlim_max);
+        return -EMFILE;
+    }
+    return 0;
 }
 
 /* ---- after joining: the group's thread ------------------------------------------------- */

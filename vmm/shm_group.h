@@ -98,6 +98,14 @@ struct shm_group {
  * g is overwritten: it must not hold a group already. */
 int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, size_t why_len);
 
+/* Descriptors a VM keeps besides its groups' eventfds: KVM, vCPUs, the console... */
+#define SHM_FD_MARGIN 256
+
+/* Raises RLIMIT_NOFILE for the worst case of these groups: every peer's eventfds and our
+ * own, per vector, plus SHM_FD_MARGIN, so a peer joining late never meets EMFILE. Returns
+ * 0, or -EMFILE (the hard limit is too low) or -errno with a sentence in why. */
+int shm_reserve_fds(const struct shm_spec *specs, unsigned int count, char *why, size_t why_len);
+
 /* Moves our own eventfds out of g into fds[0..vectors-1] (for a consumer that takes
  * ownership, such as ivshmem_set_own()); g no longer closes them. Returns how many (0 when
  * already taken or not joined). */
