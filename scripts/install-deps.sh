@@ -7,6 +7,7 @@ packages=(
     build-essential cmake pkg-config  # the build
     libelf-dev                        # vmlinux ELF loading
     libcmocka-dev                     # unit tests
+    libseccomp-dev libcap-dev         # the sandbox after set-up (vmm/sandbox.c)
     clang-format                      # layout check in CI
     busybox-static cpio               # the guest initramfs
     linux-headers-amd64               # the guest kernel module (guest-kernel-module/)

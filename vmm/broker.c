@@ -26,6 +26,7 @@
 #include "vmm/ivshmem_protocol.h"
 #include "vmm/log.h"
 #include "vmm/reason.h"
+#include "vmm/sandbox.h"
 
 /* How long a send to one client may block before that client is dropped: a client that
  * stops reading must not stall the group. */
@@ -707,6 +708,8 @@ int broker_run_opts(int listen_fd, const char *state_dir, const char *name, uint
 
     char why[400] = "";
     int ret = broker_setup(b, state_dir, why, sizeof(why));
+    if (ret == 0 && b->opts->sandbox)
+        ret = sandbox_enter(SANDBOX_BROKER, why, sizeof(why));
     if (ret < 0) {
         broker_log(b, LOG_ERR, "%s", why);
         ready_report(b->opts->ready_fd, "error %d %s\n", -ret, why);
@@ -841,6 +844,7 @@ struct spawn_args {
     const char *name;
     uint64_t size;
     unsigned int vectors;
+    bool sandbox;
 };
 
 static void broker_daemon(int listen_fd, int ready_fd, const struct spawn_args *args)
@@ -890,6 +894,7 @@ static void broker_daemon(int listen_fd, int ready_fd, const struct spawn_args *
         .first_client_timeout_ms = BROKER_FIRST_CLIENT_TIMEOUT_MS,
         .ready_fd = ready_fd,
         .use_syslog = true,
+        .sandbox = args->sandbox,
     };
     int ret = broker_run_opts(listen_fd, args->dir, args->name, args->size, args->vectors, &opts);
     _exit(ret == 0 ? 0 : 1);
@@ -928,7 +933,7 @@ static int ready_read(int fd, char *text, size_t len, int timeout_ms)
 }
 
 int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int vectors,
-                 pid_t *broker_pid, char *why, size_t why_len)
+                 bool sandbox, pid_t *broker_pid, char *why, size_t why_len)
 {
     char sock_path[PATH_MAX];
     if (broker_path(sock_path, sizeof(sock_path), dir, name, ".sock")) {
@@ -946,7 +951,8 @@ int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int 
         close(listen_fd);
         return -err;
     }
-    struct spawn_args args = {.dir = dir, .name = name, .size = size, .vectors = vectors};
+    struct spawn_args args = {
+        .dir = dir, .name = name, .size = size, .vectors = vectors, .sandbox = sandbox};
     pid_t child = fork();
     if (child < 0) {
         int err = errno;
@@ -1038,8 +1044,34 @@ void shm_format_size(uint64_t size, char *text, size_t len)
         snprintf(text, len, "%" PRIu64 "%c", size, units[unit]);
 }
 
+static void full_reason(char *why, size_t why_len, const struct broker_status *status)
+{
+    reason_set(why, why_len,
+               "shared-memory group '%s' is full: it has %u peers, the most a group can have "
+               "(broker pid %d); wait for one to leave or use another name",
+               status->name, status->peer_count, (int)status->broker_pid);
+}
+
+int broker_check_room(const char *dir, const char *name, char *why, size_t why_len)
+{
+    char status_path[PATH_MAX];
+    if (broker_path(status_path, sizeof(status_path), dir, name, ".group"))
+        return 0;
+    struct broker_status *status = malloc(sizeof(*status));
+    if (!status)
+        return 0;
+    int ret = 0;
+    if (broker_status_read(status_path, status) == 0 && status->peer_count >= SHM_MAX_PEERS &&
+        broker_alive(status->broker_pid)) {
+        full_reason(why, why_len, status);
+        ret = -EUSERS;
+    }
+    free(status);
+    return ret;
+}
+
 int broker_connect(const char *dir, const char *name, uint64_t size, unsigned int vectors,
-                   bool *spawned, pid_t *broker_pid, char *why, size_t why_len)
+                   bool sandbox, bool *spawned, pid_t *broker_pid, char *why, size_t why_len)
 {
     char sock_path[PATH_MAX], lock_path[PATH_MAX], status_path[PATH_MAX];
     *spawned = false;
@@ -1092,6 +1124,11 @@ int broker_connect(const char *dir, const char *name, uint64_t size, unsigned in
         ret = -EEXIST;
         goto out;
     }
+    if (live && status->peer_count >= SHM_MAX_PEERS) {
+        full_reason(why, why_len, status);
+        ret = -EUSERS;
+        goto out;
+    }
     ret = connect_unix(sock_path);
     if (ret >= 0) {
         *broker_pid = live ? status->broker_pid : 0;
@@ -1114,7 +1151,7 @@ int broker_connect(const char *dir, const char *name, uint64_t size, unsigned in
         goto out;
     }
     pid_t pid;
-    ret = broker_spawn(dir, name, size, vectors, &pid, why, why_len);
+    ret = broker_spawn(dir, name, size, vectors, sandbox, &pid, why, why_len);
     if (ret < 0)
         goto out;
     ret = connect_unix(sock_path);

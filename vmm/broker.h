@@ -55,6 +55,8 @@ struct broker_options {
     int ready_fd;
     /* Also send warnings and errors to syslog (a spawned broker's stderr is /dev/null). */
     bool use_syslog;
+    /* Once set up, enter the broker's sandbox (sandbox.h) before reporting ready. */
+    bool sandbox;
 };
 
 /* The broker loop. listen_fd: a listening UNIX stream socket (the broker owns it and closes
@@ -75,19 +77,26 @@ int broker_listen(const char *path, char *why, size_t why_len);
 
 /* Starts a broker process for NAME in dir: listens on NAME.sock (which must not exist),
  * then fork, setsid, fork; the grandchild closes every other fd, points stdio at
- * /dev/null, names itself BROKER_PROCESS_NAME and runs broker_run_opts(). Waits (5 s at
+ * /dev/null, names itself BROKER_PROCESS_NAME and runs broker_run_opts() (sandboxed
+ * once set up when sandbox is true). Waits (5 s at
  * most) until the broker is ready. Call with NAME.lock held and before creating threads.
  * Returns 0 and the broker's pid, or -errno with a sentence in why. */
 int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int vectors,
-                 pid_t *broker_pid, char *why, size_t why_len);
+                 bool sandbox, pid_t *broker_pid, char *why, size_t why_len);
 
 /* A client's rendezvous: under NAME.lock, checks NAME.group against size and vectors
- * (a live group with other values is an error), connects to NAME.sock, or else removes a
- * stale socket and status file and spawns a broker, then connects. Returns the connected
+ * (a live group with other values is an error, a full one -EUSERS), connects to NAME.sock, or else
+ * removes a stale socket and status file and spawns a broker, then connects. Returns the connected
  * socket (SOCK_CLOEXEC) or -errno with a sentence in why; *spawned tells whether this call
  * started the broker, *broker_pid is its pid (0 if unknown). */
 int broker_connect(const char *dir, const char *name, uint64_t size, unsigned int vectors,
-                   bool *spawned, pid_t *broker_pid, char *why, size_t why_len);
+                   bool sandbox, bool *spawned, pid_t *broker_pid, char *why, size_t why_len);
+
+/* After a join failed because the broker hung up at once: -EUSERS with a sentence in why
+ * when NAME.group shows a live broker with SHM_MAX_PEERS peers (it refuses the next one
+ * that way, as QEMU's server does), else 0. broker_connect() makes the same check first;
+ * this one catches a joiner that raced another for the last place. */
+int broker_check_room(const char *dir, const char *name, char *why, size_t why_len);
 
 /* NAME.group, parsed. */
 struct broker_peer_info {

@@ -63,6 +63,8 @@ static void cli_usage(FILE *out)
             "                      share memory with every VM started with the same NAME\n"
             "                      through an ivshmem device (default 4M, 2 vectors; up to %d)\n"
             "      --shm-list      list this user's shared-memory groups and their peers\n"
+            "      --no-sandbox    keep capabilities and skip the seccomp allow-lists\n"
+            "                      (for debugging with strace or gdb)\n"
             "  -v, --verbose       debug messages, and counts of unclaimed I/O at exit\n"
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n"
@@ -70,11 +72,12 @@ static void cli_usage(FILE *out)
             "Console: the guest's COM1 on stdin/stdout; on a terminal, Ctrl-A x quits.\n"
             "Exit status: 0 guest reboot; N guest wrote N to port 0xf4; 64 usage error;\n"
             "65 invalid kernel or initrd; 66 file cannot be read; 69 no usable KVM;\n"
-            "70 guest crashed; 71 KVM or system error; 128+N stopped by signal N.\n",
+            "70 guest crashed; 71 KVM or system error; 72 sandbox denied a system call;\n"
+            "75 --shm group full; 128+N stopped by signal N.\n",
             CLI_MAX_CPUS, CLI_MAX_SHM);
 }
 
-enum { CLI_OPT_SHM_LIST = 0x100 };
+enum { CLI_OPT_SHM_LIST = 0x100, CLI_OPT_NO_SANDBOX };
 
 enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE *out, FILE *err)
 {
@@ -86,13 +89,14 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE 
         {"cpus", required_argument, NULL, 'c'},
         {"shm", required_argument, NULL, 's'},
         {"shm-list", no_argument, NULL, CLI_OPT_SHM_LIST},
+        {"no-sandbox", no_argument, NULL, CLI_OPT_NO_SANDBOX},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
 
-    *config = (struct vm_config){.mem_size = CLI_DEFAULT_MEM, .cpus = 1};
+    *config = (struct vm_config){.mem_size = CLI_DEFAULT_MEM, .cpus = 1, .sandbox = true};
     /* getopt keeps global state; resetting it lets tests parse several command lines. */
     optind = 0;
     opterr = 0;
@@ -157,6 +161,9 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE 
         case CLI_OPT_SHM_LIST:
             config->shm_list = true;
             break;
+        case CLI_OPT_NO_SANDBOX:
+            config->sandbox = false;
+            break;
         case 'v':
             config->verbose = true;
             break;
@@ -187,5 +194,7 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE 
         fprintf(err, "minivmm: error: unexpected argument '%s' (see --help)\n", argv[optind]);
         return CLI_ERROR;
     }
+    for (unsigned int i = 0; i < config->shm_count; i++)
+        config->shm[i].sandbox = config->sandbox;
     return CLI_RUN;
 }

@@ -22,6 +22,7 @@ struct vm_config {
     unsigned int cpus;
     bool verbose;
     bool shm_list; /* --shm-list: print the shared-memory groups and exit */
+    bool sandbox;  /* false with --no-sandbox (debugging: strace, gdb) */
     unsigned int shm_count;
     struct shm_spec shm[CLI_MAX_SHM];
 };

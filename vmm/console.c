@@ -88,6 +88,9 @@ static void *console_thread(void *arg)
     struct vm *vm = console->vm;
     bool escape = false;
     bool interactive = saved_fd >= 0;
+    pthread_setname_np(pthread_self(), "minivmm-console");
+    if (vm_enter_sandbox(vm, SANDBOX_IO))
+        return NULL;
 
     while (!atomic_load(&vm->stopping)) {
         struct pollfd fds[2] = {{.fd = console->in_fd, .events = POLLIN},

@@ -14,6 +14,9 @@ enum minivmm_exit_code {
         69, /* no usable KVM here (missing /dev/kvm, or one that cannot boot Linux) */
     EXIT_GUEST_CRASH = 70, /* triple fault, KVM internal or emulation error, failed VM entry */
     EXIT_HOST_ERROR = 71,  /* a KVM ioctl or system call failed */
+
+    EXIT_SANDBOX_DENIED = 72, /* a thread made a system call its seccomp allow-list denies */
+    EXIT_GROUP_FULL = 75,     /* a --shm group already has SHM_MAX_PEERS peers */
     /* 128 + signal number: stopped by SIGINT, SIGTERM or SIGHUP (and 130 for Ctrl-A x). */
     EXIT_SIGNAL_BASE = 128,
 };

@@ -129,6 +129,7 @@ static int run_vm(const struct vm_config *config, const struct kernel_image *ima
     }
     struct console console;
     int ret = vm_create(vm, config->mem_size, config->cpus, STDOUT_FILENO);
+    vm->sandbox = config->sandbox;
     if (!ret)
         ret = vm_add_shm(vm, config->shm, config->shm_count);
     if (!ret)
@@ -169,6 +170,14 @@ int main(int argc, char **argv)
         if (groups == 0)
             printf("no shared-memory groups\n");
         return groups < 0 ? EXIT_HOST_ERROR : 0;
+    }
+
+    if (config.shm_count) {
+        char why[320];
+        if (shm_reserve_fds(config.shm, config.shm_count, why, sizeof(why))) {
+            log_error("%s", why);
+            return EXIT_USAGE;
+        }
     }
 
     /* Every input is checked before KVM is touched: a bad file is reported the same way

@@ -145,7 +145,15 @@ static void shm_broker_lost(void *ctx)
              shm->group.spec.name);
 }
 
+static void shm_thread_started(void *ctx)
+{
+    struct shm_device *shm = ctx;
+    /* A failure stops the VM; the thread itself may go on: it only forwards peers. */
+    vm_enter_sandbox(shm->vm, SANDBOX_IO);
+}
+
 static const struct shm_group_events shm_group_events = {
+    .thread_started = shm_thread_started,
     .peer_joined = shm_peer_joined,
     .peer_left = shm_peer_left,
     .broker_lost = shm_broker_lost,
@@ -162,7 +170,7 @@ int shm_device_create(struct shm_device *shm, struct vm *vm, const struct shm_sp
     int ret = shm_group_join(&shm->group, spec, why, sizeof(why));
     if (ret) {
         log_error("--shm=%s: %s", spec->name, why);
-        return EXIT_HOST_ERROR;
+        return ret == -EUSERS ? EXIT_GROUP_FULL : EXIT_HOST_ERROR;
     }
     ret = ivshmem_init(&shm->ivshmem, &vm->pci, shm->group.mem, shm->group.mem_size,
                        shm->group.vectors, &shm_ivshmem_ops, shm);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
     memset(spec, 0, sizeof(*spec));
     spec->size = SHM_DEFAULT_SIZE;
     spec->vectors = SHM_DEFAULT_VECTORS;
+    spec->sandbox = true;
     if (!text) {
         reason_set(why, why_len, "missing group name");
         return -EINVAL;
@@ -358,8 +360,8 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
     if (ret < 0)
         log_warn("shm group %s: setrlimit RLIMIT_NOFILE: %s", spec->name, strerror(-ret));
 
-    ret = broker_connect(g->runtime_dir, spec->name, spec->size, spec->vectors, &g->spawned_broker,
-                         &g->broker_pid, why, why_len);
+    ret = broker_connect(g->runtime_dir, spec->name, spec->size, spec->vectors, spec->sandbox,
+                         &g->spawned_broker, &g->broker_pid, why, why_len);
     if (ret < 0)
         goto fail;
     g->sock = ret;
@@ -371,6 +373,8 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
         goto fail;
     }
     ret = burst_read(g, why, why_len);
+    if (ret == -EPIPE && broker_check_room(g->runtime_dir, spec->name, why, why_len) < 0)
+        ret = -EUSERS;
     if (ret < 0)
         goto fail;
     ret = memory_map(g, why, why_len);
@@ -387,6 +391,30 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
 fail:
     group_release(g);
     return ret;
+}
+
+int shm_reserve_fds(const struct shm_spec *specs, unsigned int count, char *why, size_t why_len)
+{
+    unsigned long need = SHM_FD_MARGIN;
+    for (unsigned int i = 0; i < count; i++)
+        need += (SHM_MAX_PEERS + 1ul) * specs[i].vectors;
+    int ret = shm_raise_fd_limit(need);
+    struct rlimit rl;
+    if (ret == 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        ret = -errno;
+    if (ret < 0) {
+        reason_set(why, why_len, "setrlimit RLIMIT_NOFILE %lu: %s", need, strerror(-ret));
+        return ret;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        reason_set(why, why_len,
+                   "--shm needs up to %lu open files (%d peers' eventfds per vector and group), "
+                   "but the hard limit RLIMIT_NOFILE is %llu: use fewer vectors, or raise the "
+                   "limit (ulimit -Hn)",
+                   need, SHM_MAX_PEERS + 1, (unsigned long long)rl.rlim_max);
+        return -EMFILE;
+    }
+    return 0;
 }
 
 /* ---- after joining: the group's thread ------------------------------------------------- */
@@ -436,6 +464,8 @@ static void group_message(struct shm_group *g, int64_t value, int fd)
 static void *group_thread(void *arg)
 {
     struct shm_group *g = arg;
+    if (g->events.thread_started)
+        g->events.thread_started(g->ctx);
     for (;;) {
         struct pollfd pfds[2] = {
             {.fd = g->stop_fd, .events = POLLIN},

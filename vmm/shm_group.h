@@ -33,6 +33,7 @@ struct shm_spec {
     char name[SHM_NAME_MAX + 1];
     uint64_t size;        /* a power of two, SHM_MIN_SIZE..SHM_MAX_SIZE */
     unsigned int vectors; /* 0..SHM_MAX_VECTORS; 0: memory only */
+    bool sandbox;         /* a broker this join starts sandboxes itself (default true) */
 };
 
 /* Parses "NAME[,size=SIZE][,vectors=N]" (keys in any order, each at most once; SIZE as
@@ -51,6 +52,8 @@ struct shm_group_peer {
 
 /* Called from the group's thread (signals blocked there); must not call shm_group_leave(). */
 struct shm_group_events {
+    /* First thing in the group's thread, before any event: where the VMM sandboxes it. */
+    void (*thread_started)(void *ctx);
     /* Peer id is present with nfds (== vectors) eventfds, fds[v] for vector v. The callee
      * owns the fds (not the array) and closes them; NULL: they are closed for it. */
     void (*peer_joined)(void *ctx, unsigned int id, int *fds, unsigned int nfds);
@@ -94,6 +97,14 @@ struct shm_group {
  * with a sentence in why; on failure g holds nothing and shm_group_leave() is a no-op.
  * g is overwritten: it must not hold a group already. */
 int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, size_t why_len);
+
+/* Descriptors a VM keeps besides its groups' eventfds: KVM, vCPUs, the console... */
+#define SHM_FD_MARGIN 256
+
+/* Raises RLIMIT_NOFILE for the worst case of these groups: every peer's eventfds and our
+ * own, per vector, plus SHM_FD_MARGIN, so a peer joining late never meets EMFILE. Returns
+ * 0, or -EMFILE (the hard limit is too low) or -errno with a sentence in why. */
+int shm_reserve_fds(const struct shm_spec *specs, unsigned int count, char *why, size_t why_len);
 
 /* Moves our own eventfds out of g into fds[0..vectors-1] (for a consumer that takes
  * ownership, such as ivshmem_set_own()); g no longer closes them. Returns how many (0 when

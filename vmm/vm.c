@@ -54,6 +54,18 @@ void vm_request_stop(struct vm *vm, int exit_code, const char *reason)
     }
 }
 
+int vm_enter_sandbox(struct vm *vm, enum sandbox_kind kind)
+{
+    if (!vm->sandbox)
+        return 0;
+    char why[192];
+    if (sandbox_enter(kind, why, sizeof(why)) == 0)
+        return 0;
+    log_error("%s", why);
+    vm_request_stop(vm, EXIT_HOST_ERROR, why);
+    return -1;
+}
+
 static void vm_machine_stop(void *ctx, enum machine_stop_reason reason, int status)
 {
     struct vm *vm = ctx;
@@ -376,6 +388,8 @@ static void *vcpu_thread(void *arg)
     sigemptyset(&kick);
     sigaddset(&kick, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+    if (vm_enter_sandbox(vm, SANDBOX_VCPU))
+        return NULL;
 
     while (!atomic_load(&vm->stopping)) {
         if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
@@ -426,6 +440,8 @@ int vm_run(struct vm *vm, int signal_fd)
         vm->vcpus[i].thread_started = true;
     }
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    /* After the vCPU threads exist: they must not inherit this thread's filter. */
+    vm_enter_sandbox(vm, SANDBOX_IO);
 
     while (!atomic_load(&vm->stopping)) {
         struct pollfd fds[2] = {{.fd = vm->stop_fd, .events = POLLIN},

@@ -19,6 +19,7 @@
 #include "vmm/cli.h"
 #include "vmm/guest_ram.h"
 #include "vmm/irq_routing.h"
+#include "vmm/sandbox.h"
 #include "vmm/shm_device.h"
 
 struct vm;
@@ -55,6 +56,8 @@ struct vm {
     bool irq_routing_ready;
     struct shm_device shm[CLI_MAX_SHM];
     unsigned int shm_count;
+    /* Set after vm_create(): each thread enters its sandbox once running (sandbox.h). */
+    bool sandbox;
 
     /* Stopping: the first request wins and fixes the exit code; stop_fd (an eventfd)
      * wakes the threads that wait in poll(). */
@@ -85,5 +88,9 @@ int vm_run(struct vm *vm, int signal_fd);
 
 /* Asks the VM to stop with exit_code unless a stop is already under way. Thread-safe. */
 void vm_request_stop(struct vm *vm, int exit_code, const char *reason);
+
+/* Sandboxes the calling thread of the VM as kind when vm->sandbox is set. On failure it
+ * logs why, asks the VM to stop with EXIT_HOST_ERROR and returns -1; else 0. */
+int vm_enter_sandbox(struct vm *vm, enum sandbox_kind kind);
 
 void vm_destroy(struct vm *vm);

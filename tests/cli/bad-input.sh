@@ -56,6 +56,12 @@ else
     echo "note: $bzimage not built; the checks on a real bzImage did not run" >&2
 fi
 
+# A --shm whose full group would need more descriptors than RLIMIT_NOFILE allows is
+# refused at start, not when the 60th peer joins.
+err=$( (ulimit -n 1024 && exec "$MINIVMM" --shm=limits,vectors=64) 2>&1 >/dev/null </dev/null)
+expect_status 64 $? "--shm with more eventfds than RLIMIT_NOFILE allows"
+expect_contains "$err" "needs up to 4416 open files" "--shm over the descriptor limit: message"
+
 out=$("$MINIVMM" --help)
 expect_status 0 $? "--help"
 expect_contains "$out" "Exit status" "--help documents exit codes"

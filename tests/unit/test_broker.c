@@ -81,9 +81,13 @@ static void broker_start(struct fixture *f, unsigned int vectors, int first_clie
     if (pid == 0) {
         alarm(30); /* a stuck broker must not outlive a failed test for long */
         close(ready[0]);
+        /* As broker_spawn() names it: joiners take it for a live broker. */
+        prctl(PR_SET_NAME, BROKER_PROCESS_NAME, 0, 0, 0);
+        /* Sandboxed as a spawned broker is: every test here checks its allow-list too. */
         struct broker_options opts = {
             .first_client_timeout_ms = first_client_timeout_ms,
             .ready_fd = ready[1],
+            .sandbox = true,
         };
         _exit(broker_run_opts(listen_fd, f->dir, NAME, SIZE, vectors, &opts) == 0 ? 0 : 1);
     }
@@ -422,11 +426,27 @@ static void test_group_full(void **state)
     int fd;
     assert_int_equal(ivproto_recv(sock, &value, &fd), -EPIPE);
     close(sock);
+    /* A VMM about to join is told so before it connects, and after, if it raced. */
+    char why[256];
+    bool spawned;
+    pid_t pid;
+    assert_int_equal(broker_connect(f->dir, NAME, SIZE, 0, true, &spawned, &pid, why, sizeof(why)),
+                     -EUSERS);
+    assert_contains(why, "is full: it has 64 peers");
+    assert_false(spawned);
+    why[0] = '\0';
+    assert_int_equal(broker_check_room(f->dir, NAME, why, sizeof(why)), -EUSERS);
+    assert_contains(why, "is full");
     /* A departure frees an ID for the next one. */
     client_drop(f, 17);
     for (int i = 0; i < SHM_MAX_PEERS; i++)
         if (f->clients[i])
             assert_int_equal(ivclient_expect(f->clients[i], 17, false), -1);
+    assert_int_equal(client_join(f, 17, 0)->id, 17);
+    assert_int_equal(broker_check_room(f->dir, NAME, why, sizeof(why)), -EUSERS);
+    client_drop(f, 17);
+    assert_int_equal(ivclient_expect(f->clients[0], 17, false), -1);
+    assert_int_equal(broker_check_room(f->dir, NAME, why, sizeof(why)), 0);
     assert_int_equal(client_join(f, 17, 0)->id, 17);
     struct broker_status st;
     assert_int_equal(broker_status_read(f->status, &st), 0);
@@ -585,7 +605,7 @@ static void test_socket_path_too_long(void **state)
 
     bool spawned;
     pid_t pid;
-    assert_int_equal(broker_connect(path, NAME, SIZE, 1, &spawned, &pid, why, sizeof(why)),
+    assert_int_equal(broker_connect(path, NAME, SIZE, 1, true, &spawned, &pid, why, sizeof(why)),
                      -ENAMETOOLONG);
     assert_contains(why, "sun_path");
 }

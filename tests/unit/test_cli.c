@@ -371,10 +371,39 @@ static void test_parse_twice(void **state)
     expect_error(ARGC(twice), twice, "'stray'", NULL);
 }
 
+static void test_sandbox_option(void **state)
+{
+    (void)state;
+    char *on[] = {"minivmm", "--shm=a", NULL};
+    struct parse p;
+    parse_run(&p, ARGC(on), on);
+    assert_int_equal(p.result, CLI_RUN);
+    assert_true(p.config.sandbox);
+    assert_true(p.config.shm[0].sandbox);
+    parse_done(&p);
+
+    /* Off for the VMM and for any broker it starts, wherever the option stands. */
+    char *off[] = {"minivmm", "--shm=a", "--no-sandbox", "--shm=b", NULL};
+    parse_run(&p, ARGC(off), off);
+    assert_int_equal(p.result, CLI_RUN);
+    assert_false(p.config.sandbox);
+    assert_false(p.config.shm[0].sandbox);
+    assert_false(p.config.shm[1].sandbox);
+    parse_done(&p);
+
+    char *help[] = {"minivmm", "--help", NULL};
+    parse_run(&p, ARGC(help), help);
+    assert_contains(p.out.text, "--no-sandbox");
+    assert_contains(p.out.text, "72 sandbox denied a system call");
+    assert_contains(p.out.text, "75 --shm group full");
+    parse_done(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_sandbox_option),
         cmocka_unit_test(test_long_options),
         cmocka_unit_test(test_short_options),
         cmocka_unit_test(test_later_option_wins),

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -769,6 +770,65 @@ static void test_in_process_join_leaves_no_fd(void **state)
     expect_group_gone(f, f->brokers[0], "self");
 }
 
+/* In a child, with the hard RLIMIT_NOFILE at hard_limit: shm_reserve_fds() for count
+ * groups of vectors each. Returns its result; why gets its sentence. */
+static int reserve_with_hard_limit(rlim_t hard_limit, unsigned int count, unsigned int vectors,
+                                   char *why, size_t why_len)
+{
+    int pipe_fds[2];
+    assert_int_equal(pipe(pipe_fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pipe_fds[0]);
+        struct rlimit rl = {.rlim_cur = 64, .rlim_max = hard_limit};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            _exit(100);
+        struct shm_spec specs[4];
+        char text[32];
+        for (unsigned int i = 0; i < count; i++) {
+            snprintf(text, sizeof(text), "g%u,vectors=%u", i, vectors);
+            if (shm_spec_parse(text, &specs[i], why, why_len))
+                _exit(101);
+        }
+        int ret = shm_reserve_fds(specs, count, why, why_len);
+        struct rlimit now;
+        getrlimit(RLIMIT_NOFILE, &now);
+        dprintf(pipe_fds[1], "%d %llu %s", ret, (unsigned long long)now.rlim_cur, why);
+        _exit(0);
+    }
+    close(pipe_fds[1]);
+    char text[512] = "";
+    ssize_t n = read(pipe_fds[0], text, sizeof(text) - 1);
+    close(pipe_fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0 && n > 0);
+    int ret, end = 0;
+    unsigned long long soft;
+    assert_int_equal(sscanf(text, "%d %llu %n", &ret, &soft, &end), 2);
+    snprintf(why, why_len, "%s", text + end);
+    if (ret == 0) /* raised far enough for the worst case */
+        assert_true(soft >= SHM_FD_MARGIN + (SHM_MAX_PEERS + 1ull) * vectors * count);
+    return ret;
+}
+
+static void test_fd_limit_checked_at_start(void **state)
+{
+    (void)state;
+    char why[512] = "";
+    /* Two groups of 2 vectors: 256 + 2 * 65 * 2 = 516 descriptors at most. */
+    assert_int_equal(reserve_with_hard_limit(1024, 2, 2, why, sizeof(why)), 0);
+    /* 64 vectors: 256 + 65 * 64 = 4416, more than a hard limit of 4096 allows. */
+    assert_int_equal(reserve_with_hard_limit(4096, 1, 64, why, sizeof(why)), -EMFILE);
+    assert_contains(why, "needs up to 4416 open files");
+    assert_contains(why, "hard limit RLIMIT_NOFILE is 4096");
+    assert_int_equal(reserve_with_hard_limit(8192, 1, 64, why, sizeof(why)), 0);
+    /* Four groups of 64 vectors. */
+    assert_int_equal(reserve_with_hard_limit(8192, 4, 64, why, sizeof(why)), -EMFILE);
+    assert_contains(why, "needs up to 16896 open files");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -780,6 +840,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_parse_good),
         cmocka_unit_test(test_spec_parse_bad),
+        cmocka_unit_test(test_fd_limit_checked_at_start),
         cmocka_unit_test_setup_teardown(test_two_processes_share_memory_and_see_each_other, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_creator_killed_group_survives, setup, teardown),
