@@ -1,0 +1,119 @@
+/* Shared by the libFuzzer harnesses in tests/fuzz: each harness reads its input as a stream
+ * of operations on one real device or parser instance, and stops the run with
+ * FUZZ_REQUIRE() when an invariant of that device breaks, so the fuzzer finds wrong
+ * behaviour, not only crashes. Header-only: every fuzz_*.c is its own executable.
+ *
+ * Decoding never fails: past the end of the input every value reads as 0, and
+ * fuzz_more() says when to stop. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/bus.h"
+
+/* libFuzzer's entry point; declared here because no header of the toolchain does. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FUZZ_REQUIRE(cond, ...)                                                                    \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: invariant broken: %s: ", __FILE__, __LINE__, #cond);           \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+struct fuzz_input {
+    const uint8_t *data;
+    size_t size;
+    size_t pos;
+};
+
+static inline struct fuzz_input fuzz_input_of(const uint8_t *data, size_t size)
+{
+    return (struct fuzz_input){.data = data, .size = size, .pos = 0};
+}
+
+static inline bool fuzz_more(const struct fuzz_input *in)
+{
+    return in->pos < in->size;
+}
+
+/* The next n (<= 8) bytes, little endian; missing bytes read as 0. */
+static inline uint64_t fuzz_take(struct fuzz_input *in, unsigned n)
+{
+    uint64_t value = 0;
+    for (unsigned i = 0; i < n && in->pos < in->size; i++)
+        value |= (uint64_t)in->data[in->pos++] << (8 * i);
+    return value;
+}
+
+static inline uint8_t fuzz_u8(struct fuzz_input *in)
+{
+    return (uint8_t)fuzz_take(in, 1);
+}
+
+static inline uint16_t fuzz_u16(struct fuzz_input *in)
+{
+    return (uint16_t)fuzz_take(in, 2);
+}
+
+static inline uint32_t fuzz_u32(struct fuzz_input *in)
+{
+    return (uint32_t)fuzz_take(in, 4);
+}
+
+static inline uint64_t fuzz_u64(struct fuzz_input *in)
+{
+    return fuzz_take(in, 8);
+}
+
+/* Up to max bytes (fewer at the end of the input), length first. */
+static inline const uint8_t *fuzz_bytes(struct fuzz_input *in, size_t max, size_t *len)
+{
+    size_t want = fuzz_u8(in) % (max + 1);
+    size_t left = in->size - in->pos;
+    *len = want < left ? want : left;
+    const uint8_t *bytes = in->data + in->pos;
+    in->pos += *len;
+    return bytes;
+}
+
+/* One guest access as a vCPU exit delivers it: 3 bytes of header (flags, offset) then the
+ * value for writes. Flags: bit 0 write, bits 1-2 width 1/2/4/8. offset is taken modulo
+ * span, which callers make a little larger than the device's range so that accesses
+ * straddling or past its end are tried too. */
+struct fuzz_access {
+    bool is_write;
+    uint32_t size;
+    uint64_t offset;
+    uint64_t value;
+};
+
+static inline struct fuzz_access fuzz_access_next(struct fuzz_input *in, uint64_t span)
+{
+    uint8_t flags = fuzz_u8(in);
+    struct fuzz_access a = {
+        .is_write = flags & 1,
+        .size = 1u << ((flags >> 1) & 3),
+        .offset = fuzz_u16(in) % span,
+    };
+    if (a.is_write)
+        a.value = fuzz_take(in, a.size);
+    return a;
+}
+
+/* Performs a on bus at base + offset; returns what a read returned (0 for writes). */
+static inline uint64_t fuzz_access_do(struct bus *bus, uint64_t base, const struct fuzz_access *a)
+{
+    uint64_t data = a->is_write ? a->value : 0;
+    bus_access(bus, base + a->offset, &data, a->size, a->is_write);
+    return a->is_write ? 0 : data;
+}
