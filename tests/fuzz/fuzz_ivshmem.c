@@ -196,8 +196,7 @@ static void check(struct ivshmem *dev, struct fake_vmm *vmm, const struct model 
     FUZZ_REQUIRE(guest_read32(mmio, bar0 + IVSHMEM_REG_EXT_ID) == IVSHMEM_EXT_SIGNATURE, "EXT_ID");
     FUZZ_REQUIRE(guest_read32(mmio, bar0 + IVSHMEM_REG_MAX_PEERS) == IVSHMEM_MAX_PEERS,
                  "MAX_PEERS");
-    FUZZ_REQUIRE(guest_read32(mmio, bar0 + IVSHMEM_REG_IVPOSITION) ==
-                     (m->has_own ? m->own_id : 0u),
+    FUZZ_REQUIRE(guest_read32(mmio, bar0 + IVSHMEM_REG_IVPOSITION) == (m->has_own ? m->own_id : 0u),
                  "IVPOSITION");
     FUZZ_REQUIRE(guest_read32(mmio, bar0 + IVSHMEM_REG_PEERS_LO) == (uint32_t)expected_map &&
                      guest_read32(mmio, bar0 + IVSHMEM_REG_PEERS_HI) ==

@@ -15,7 +15,7 @@
 #include "fuzz.h"
 #include "support/pci_guest.h"
 
-#define SLOT    1
+#define SLOT     1
 #define MSIX_BAR 1
 
 enum op { OP_BAR, OP_CONTROL, OP_NOTIFY, OP_INTERRUPT, OP_FAIL_UNMASK, OP_REFRESH, OP_COUNT };
@@ -90,11 +90,9 @@ static void check(struct fixture *f, uint64_t bar)
         FUZZ_REQUIRE(msix->vectors[v].active == f->vmm.unmasked[v],
                      "vector %u active %d, VMM has it unmasked %d", v, msix->vectors[v].active,
                      f->vmm.unmasked[v]);
-        FUZZ_REQUIRE(!msix->vectors[v].active || deliverable, "vector %u routed while masked",
-                     v);
+        FUZZ_REQUIRE(!msix->vectors[v].active || deliverable, "vector %u routed while masked", v);
         if (msix->vectors[v].active)
-            FUZZ_REQUIRE(!f->vmm.waiting[v], "vector %u unmasked with an interrupt left behind",
-                         v);
+            FUZZ_REQUIRE(!f->vmm.waiting[v], "vector %u unmasked with an interrupt left behind", v);
         uint32_t ctrl = guest_read32(&f->mmio, bar + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL);
         FUZZ_REQUIRE(!(ctrl & ~MSIX_ENTRY_MASKED), "vector %u control reads %#x", v, ctrl);
     }

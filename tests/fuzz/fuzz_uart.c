@@ -26,7 +26,7 @@ enum op { OP_ACCESS, OP_RECEIVE, OP_COUNT };
 struct model {
     uint8_t queue[UART_RX_BUF_SIZE];
     size_t head, count;
-    uint8_t last;  /* RBR when the FIFO is empty */
+    uint8_t last; /* RBR when the FIFO is empty */
     uint8_t lcr, mcr, fcr;
     uint8_t tx_expected[8]; /* THR writes of the current access, in order */
     uint8_t tx_seen[8];     /* what the transmit callback got during it */
@@ -74,8 +74,8 @@ static void model_access(struct model *m, unsigned reg, bool is_write, uint8_t v
         }
         if (reg == REG_LSR) {
             FUZZ_REQUIRE((value & 0x60) == 0x60, "LSR %#x without THRE/TEMT", value);
-            FUZZ_REQUIRE(!(value & 1) == !m->count, "LSR.DR %d with %zu bytes waiting",
-                         value & 1, m->count);
+            FUZZ_REQUIRE(!(value & 1) == !m->count, "LSR.DR %d with %zu bytes waiting", value & 1,
+                         m->count);
         }
         if (reg == REG_IER && !dlab)
             FUZZ_REQUIRE(!(value & 0xF0), "IER reads %#x", value);
