@@ -8,6 +8,7 @@ packages=(
     libelf-dev                        # vmlinux ELF loading
     libcmocka-dev                     # unit tests
     clang-format                      # layout check in CI
+    clang libclang-rt-14-dev          # libFuzzer harnesses (tests/fuzz)
     busybox-static cpio               # the guest initramfs
     linux-headers-amd64               # the guest kernel module (guest-kernel-module/)
     qemu-system-x86 seabios           # the emulated KVM host, and QEMU as a peer and baseline

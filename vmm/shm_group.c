@@ -389,6 +389,30 @@ fail:
     return ret;
 }
 
+int shm_group_join_socket(struct shm_group *g, const struct shm_spec *spec, int sock, char *why,
+                          size_t why_len)
+{
+    group_reset(g);
+    g->sock = sock;
+    int ret = spec_check(spec, why, why_len);
+    if (ret < 0)
+        goto fail;
+    g->spec = *spec;
+    g->vectors = spec->vectors;
+    ret = burst_read(g, why, why_len);
+    if (ret < 0)
+        goto fail;
+    ret = memory_map(g, why, why_len);
+    if (ret < 0)
+        goto fail;
+    g->joined = true;
+    return 0;
+
+fail:
+    group_release(g);
+    return ret;
+}
+
 /* ---- after joining: the group's thread ------------------------------------------------- */
 
 static void group_message(struct shm_group *g, int64_t value, int fd)

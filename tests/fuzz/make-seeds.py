@@ -181,6 +181,64 @@ def kernel_seeds(bzimage):
         write("kernel_image", "bzimage-debian-header", b"\xff" + bytes(cut))
 
 
+# ---- shm_client: first byte vectors (bit 7: 64); messages: kind (bits 0-2 value: 0 version,
+# 1 -1, 6 any 64-bit, else an ID byte follows; bits 3-5 fd: 3 eventfd, 4 memfd, 5 unsealed
+# memfd, 6 memfd of the wrong size, 7 two fds; bit 6 split in two writes; bit 7 stray bytes)
+def msg(value=None, fd=0, split=None):
+    if value == "version":
+        kind, rest = 0, b""
+    elif value == "shm":
+        kind, rest = 1, b""
+    elif isinstance(value, int) and value >= 0 and value < 66:
+        kind, rest = 2, bytes([value])
+    else:
+        kind, rest = 6, struct.pack("<q", value)
+    kind |= fd << 3
+    if split is not None:
+        kind |= 0x40
+        rest += bytes([split - 1])
+    return bytes([kind]) + rest
+
+
+def shm_client_seeds():
+    EVENTFD, MEMFD, UNSEALED, WRONG_SIZE, TWO = 3, 4, 5, 6, 7
+    burst = msg("version") + msg(1) + msg("shm", MEMFD)
+    burst += msg(0, EVENTFD) * 2 + msg(1, EVENTFD) * 2
+    later = msg(3, EVENTFD) * 2 + msg(0) + msg(3, EVENTFD, split=3) + msg(3) + msg(1)
+    write("shm_client", "join-two-vectors", bytes([2]) + burst + later)
+    write("shm_client", "memory-only", bytes([0]) + msg("version") + msg(0) + msg("shm", MEMFD)
+          + msg(4) + msg(5, EVENTFD))
+    write("shm_client", "unsealed", bytes([1]) + msg("version") + msg(0) + msg("shm", UNSEALED)
+          + msg(0, EVENTFD))
+    write("shm_client", "wrong-size", bytes([1]) + msg("version") + msg(0)
+          + msg("shm", WRONG_SIZE) + msg(0, EVENTFD))
+    write("shm_client", "two-fds", bytes([1]) + msg("version") + msg(2) + msg("shm", MEMFD)
+          + msg(1, TWO) + msg(2, EVENTFD))
+    write("shm_client", "bad-ids", bytes([1]) + msg("version") + msg(63) + msg("shm", MEMFD)
+          + msg(65, EVENTFD) + msg(-2, EVENTFD) + msg(63, EVENTFD))
+    write("shm_client", "cut-short", bytes([1]) + msg("version", split=5) + msg(0)
+          + msg("shm", MEMFD) + bytes([0x80, 3]) + b"abc")
+
+
+# ---- broker: first byte vectors; op (0 connect, 1 close, 2 send, 3 shutdown; bit 7: any
+# client slot, bit 6: with an fd / also client 0 / full shutdown), slot, send: length, bytes
+def broker_seeds():
+    def op(code, slot, flags=0):
+        return bytes([code | flags | (0x80 if slot >= 4 else 0), slot])
+
+    def send(slot, data, with_fd=False):
+        return op(2, slot, 0x40 if with_fd else 0) + bytes([len(data)]) + data
+
+    write("broker", "join-leave", bytes([2]) + op(0, 1) + op(0, 2) + op(1, 1) + op(0, 1)
+          + send(2, b"hello", True) + op(3, 2) + op(0, 3) + op(1, 3))
+    write("broker", "full-group", bytes([0]) + b"".join(op(0, k) for k in range(1, 66))
+          + op(1, 7) + op(0, 65))
+    write("broker", "creator-leaves", bytes([1]) + op(0, 1) + op(1, 0, 0x40) + op(0, 2)
+          + op(3, 1, 0x60) + op(0, 0))
+    write("broker", "stray-fds", bytes([3]) + send(0, struct.pack("<q", -1), True)
+          + send(0, bytes(64), True) + op(0, 1) + send(1, b"\x00", True))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bzimage", help="a real kernel whose setup header seeds kernel_image")
@@ -190,6 +248,8 @@ def main():
     ivshmem_seeds()
     uart_seeds()
     kernel_seeds(args.bzimage)
+    shm_client_seeds()
+    broker_seeds()
 
 
 if __name__ == "__main__":
