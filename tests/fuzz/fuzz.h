@@ -4,7 +4,28 @@
  * behaviour, not only crashes. Header-only: every fuzz_*.c is its own executable.
  *
  * Decoding never fails: past the end of the input every value reads as 0, and
- * fuzz_more() says when to stop. */
+ * fuzz_more() says when to stop.
+ *
+ * A harness for one more device on the port I/O bus is this much (fuzz_uart.c in full):
+ *
+ *     int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+ *     {
+ *         struct fuzz_input in = fuzz_input_of(data, size);
+ *         struct bus pio;
+ *         struct my_device dev;
+ *         FUZZ_REQUIRE(bus_init(&pio, "pio") == 0, "bus_init");
+ *         FUZZ_REQUIRE(my_device_init(&dev, &pio, &config) == 0, "init");
+ *         while (fuzz_more(&in)) {
+ *             struct fuzz_access a = fuzz_access_next(&in, MY_DEVICE_PORTS + 4);
+ *             uint64_t value = fuzz_access_do(&pio, MY_DEVICE_BASE, &a);
+ *             FUZZ_REQUIRE(what must hold after any access, "what broke: %...", ...);
+ *         }
+ *         my_device_destroy(&dev);
+ *         bus_destroy(&pio);
+ *         return 0;
+ *     }
+ *
+ * saved as tests/fuzz/fuzz_NAME.c, with minivmm_fuzz_target(NAME) in CMakeLists.txt. */
 #pragma once
 
 #include <errno.h>
