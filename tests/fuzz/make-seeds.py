@@ -239,6 +239,14 @@ def broker_seeds():
           + send(0, bytes(64), True) + op(0, 1) + send(1, b"\x00", True))
 
 
+# ---- broker_status: NAME.group as the broker writes it ----
+def broker_status_seeds():
+    write("broker_status", "two-peers", b"# minivmm shared-memory group, rewritten by its broker "
+          b"on every change\nname=demo\nsize=4194304\nvectors=2\nbroker_pid=4242\n"
+          b"broker_uid=1000\nrefused=0\npeer=0 pid=4243 uid=1000\npeer=1 pid=4250 uid=1000\n")
+    write("broker_status", "minimal", b"name=a\nsize=4096\nvectors=64\nbroker_pid=1\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bzimage", help="a real kernel whose setup header seeds kernel_image")
@@ -250,6 +258,7 @@ def main():
     kernel_seeds(args.bzimage)
     shm_client_seeds()
     broker_seeds()
+    broker_status_seeds()
 
 
 if __name__ == "__main__":
