@@ -28,6 +28,7 @@
  * saved as tests/fuzz/fuzz_NAME.c, with minivmm_fuzz_target(NAME) in CMakeLists.txt. */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "devices/bus.h"
 
@@ -137,4 +139,41 @@ static inline uint64_t fuzz_access_do(struct bus *bus, uint64_t base, const stru
     uint64_t data = a->is_write ? a->value : 0;
     bus_access(bus, base + a->offset, &data, a->size, a->is_write);
     return a->is_write ? 0 : data;
+}
+
+/* How many fds the process has open: equal before and after an input, or one leaked. */
+static inline unsigned fuzz_open_fd_count(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    FUZZ_REQUIRE(dir, "opendir /proc/self/fd: %s", strerror(errno));
+    unsigned n = 0;
+    while (readdir(dir))
+        n++;
+    closedir(dir);
+    return n;
+}
+
+/* One sendmsg() of len bytes with nfds (0..2) fds as SCM_RIGHTS, as a peer that does not
+ * follow the protocol would. Returns what sendmsg returned. */
+static inline ssize_t fuzz_send_fds(int sock, const void *bytes, size_t len, const int *fds,
+                                    unsigned nfds, int flags)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+    } control;
+    struct iovec iov = {.iov_base = (void *)bytes, .iov_len = len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    FUZZ_REQUIRE(nfds <= 2, "%u fds", nfds);
+    if (nfds) {
+        memset(&control, 0, sizeof(control));
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(cmsg), fds, nfds * sizeof(int));
+    }
+    return sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
 }

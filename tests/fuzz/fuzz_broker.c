@@ -9,7 +9,6 @@
  * own `vectors` eventfds), or, with 64 connected, is refused by a close; the status file
  * parses and lists the new peer with our pid and uid; when the last client leaves, the
  * broker returns 0 having removed its files; no fd is left open and nothing hangs. */
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -57,17 +56,6 @@ static void *broker_main(void *arg)
     struct broker_thread *b = arg;
     b->ret = broker_run(b->listen_fd, b->dir, NAME, SIZE, b->vectors);
     return NULL;
-}
-
-static unsigned open_fd_count(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    FUZZ_REQUIRE(dir, "opendir /proc/self/fd: %s", strerror(errno));
-    unsigned n = 0;
-    while (readdir(dir))
-        n++;
-    closedir(dir);
-    return n;
 }
 
 static int connect_to(const char *path)
@@ -203,7 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      broker_path(status_path, sizeof(status_path), b.dir, NAME, ".group") == 0 &&
                      broker_path(lock_path, sizeof(lock_path), b.dir, NAME, ".lock") == 0,
                  "paths");
-    unsigned fds_before = open_fd_count();
+    unsigned fds_before = fuzz_open_fd_count();
     b.vectors = fuzz_u8(&in) % 4;
     b.listen_fd = broker_listen(sock_path, why, sizeof(why));
     FUZZ_REQUIRE(b.listen_fd >= 0, "broker_listen: %s", why);
@@ -247,28 +235,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const uint8_t *bytes = fuzz_bytes(&in, 64, &len);
             if (c->sock < 0 || !len)
                 break;
-            /* Optionally with an fd attached, which the protocol never sends this way. */
-            union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int))];
-            } control;
-            struct iovec iov = {.iov_base = (void *)bytes, .iov_len = len};
-            struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+            /* Optionally with an fd attached, which the protocol never sends this way. The
+             * broker may have dropped this client already: EPIPE is fine. */
             int efd = -1;
             if (op & 0x40) {
                 efd = eventfd(0, EFD_CLOEXEC);
                 FUZZ_REQUIRE(efd >= 0, "eventfd");
-                memset(&control, 0, sizeof(control));
-                msg.msg_control = control.buf;
-                msg.msg_controllen = sizeof(control.buf);
-                struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-                cmsg->cmsg_level = SOL_SOCKET;
-                cmsg->cmsg_type = SCM_RIGHTS;
-                cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(cmsg), &efd, sizeof(int));
             }
-            /* The broker may have dropped this client already: EPIPE is fine. */
-            sendmsg(c->sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+            fuzz_send_fds(c->sock, bytes, len, &efd, efd >= 0, MSG_DONTWAIT);
             if (efd >= 0)
                 close(efd);
             break;
@@ -292,7 +266,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct stat st;
     FUZZ_REQUIRE(stat(sock_path, &st) < 0 && stat(status_path, &st) < 0 && stat(lock_path, &st) < 0,
                  "the broker left its files behind");
-    unsigned fds_after = open_fd_count();
+    unsigned fds_after = fuzz_open_fd_count();
     FUZZ_REQUIRE(fds_after == fds_before, "%u fds open before, %u after", fds_before, fds_after);
     return 0;
 }

@@ -10,7 +10,6 @@
  * peer_left only for a joined peer, broker_lost exactly once; no fd is left open after
  * shm_group_leave(), and nothing hangs. */
 
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,17 +39,6 @@ struct events {
     unsigned lost;
 };
 
-static unsigned open_fd_count(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    FUZZ_REQUIRE(dir, "opendir /proc/self/fd: %s", strerror(errno));
-    unsigned n = 0;
-    while (readdir(dir))
-        n++;
-    closedir(dir);
-    return n;
-}
-
 static int make_memfd(uint64_t size, bool seal)
 {
     int fd = memfd_create("fuzz-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -60,26 +48,11 @@ static int make_memfd(uint64_t size, bool seal)
     return fd;
 }
 
-/* Sends one message of the given bytes with fds attached to the first byte. */
+/* Sends bytes with fds attached to the first byte. */
 static void send_raw(int sock, const void *bytes, size_t len, const int *fds, unsigned nfds)
 {
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(2 * sizeof(int))];
-    } control;
-    struct iovec iov = {.iov_base = (void *)bytes, .iov_len = len};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (nfds) {
-        memset(&control, 0, sizeof(control));
-        msg.msg_control = control.buf;
-        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-        memcpy(CMSG_DATA(cmsg), fds, nfds * sizeof(int));
-    }
-    FUZZ_REQUIRE(sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)len, "sendmsg: %s", strerror(errno));
+    FUZZ_REQUIRE(fuzz_send_fds(sock, bytes, len, fds, nfds, 0) == (ssize_t)len, "sendmsg: %s",
+                 strerror(errno));
 }
 
 /* Decodes and sends one message. */
@@ -196,7 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t first = fuzz_u8(&in);
     spec.vectors = first & 0x80 ? SHM_MAX_VECTORS : first % 4;
 
-    unsigned fds_before = open_fd_count();
+    unsigned fds_before = fuzz_open_fd_count();
     int pair[2];
     FUZZ_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0, "socketpair");
     /* Everything is written up front (the socket buffer holds it), then EOF. */
@@ -232,7 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_REQUIRE(why[0], "join failed (%d) without a reason", ret);
     }
-    unsigned fds_after = open_fd_count();
+    unsigned fds_after = fuzz_open_fd_count();
     FUZZ_REQUIRE(fds_after == fds_before, "%u fds open before, %u after", fds_before, fds_after);
     return 0;
 }
