@@ -211,8 +211,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsigned i = (op & 0x80 ? fuzz_u8(&in) : fuzz_u8(&in) % 4) % MAX_CLIENTS;
         struct client *c = &clients[i];
         switch (op % OP_COUNT) {
-        case OP_CONNECT:
-            if (c->sock >= 0)
+        case OP_CONNECT: {
+            /* With every client gone the broker exits and removes its socket, as it should:
+             * nobody can connect any more. */
+            bool any = false;
+            for (unsigned k = 0; k < MAX_CLIENTS; k++)
+                any |= connected(&clients[k]);
+            if (c->sock >= 0 || !any)
                 break;
             for (unsigned k = 0; k < MAX_CLIENTS; k++)
                 if (clients[k].sock >= 0)
@@ -224,6 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 c->sock = -1;
             }
             break;
+        }
         case OP_CLOSE:
             if (c->sock >= 0 && (op & 0x40 || i != 0)) { /* keep the group alive mostly */
                 close(c->sock);
