@@ -176,9 +176,16 @@ static bool read_burst(struct client *clients, unsigned self, unsigned vectors,
     return true;
 }
 
+static struct broker_thread b;
+
+/* The broker removes its files when its last client leaves; the folder is ours. */
+static void remove_dir(void)
+{
+    rmdir(b.dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct broker_thread b;
     static struct client clients[MAX_CLIENTS];
     struct fuzz_input in = fuzz_input_of(data, size);
     char sock_path[128], status_path[128], lock_path[128], why[200];
@@ -186,6 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!b.dir[0]) {
         snprintf(b.dir, sizeof(b.dir), "/tmp/minivmm-fuzz-broker-XXXXXX");
         FUZZ_REQUIRE(mkdtemp(b.dir), "mkdtemp: %s", strerror(errno));
+        atexit(remove_dir);
     }
     FUZZ_REQUIRE(broker_path(sock_path, sizeof(sock_path), b.dir, NAME, ".sock") == 0 &&
                      broker_path(status_path, sizeof(status_path), b.dir, NAME, ".group") == 0 &&

@@ -11,13 +11,21 @@
 #include "fuzz.h"
 #include "vmm/broker.h"
 
+static char dir[] = "/tmp/minivmm-fuzz-status-XXXXXX";
+static char path[sizeof(dir) + 16];
+
+static void remove_files(void)
+{
+    unlink(path);
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char path[64];
     if (!path[0]) {
-        char dir[] = "/tmp/minivmm-fuzz-status-XXXXXX";
         FUZZ_REQUIRE(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
         snprintf(path, sizeof(path), "%s/fuzz.group", dir);
+        atexit(remove_files);
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     FUZZ_REQUIRE(fd >= 0 && write(fd, data, size) == (ssize_t)size && close(fd) == 0,
