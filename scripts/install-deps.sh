@@ -9,6 +9,7 @@ packages=(
     libcmocka-dev                     # unit tests
     libseccomp-dev libcap-dev         # the sandbox after set-up (vmm/sandbox.c)
     clang-format                      # layout check in CI
+    clang libclang-rt-14-dev          # libFuzzer harnesses (tests/fuzz)
     busybox-static cpio               # the guest initramfs
     linux-headers-amd64               # the guest kernel module (guest-kernel-module/)
     qemu-system-x86 seabios           # the emulated KVM host, and QEMU as a peer and baseline

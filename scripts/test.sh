@@ -20,3 +20,9 @@ sanitize=$build-sanitize
 cmake -S . -B "$sanitize" -DMINIVMM_WERROR=ON -DMINIVMM_SANITIZE=ON -DMINIVMM_ROOT_LINK=OFF
 cmake --build "$sanitize" -j"$jobs"
 (cd "$sanitize" && ctest --output-on-failure -L unit)
+
+# The fuzz harnesses, a bounded run each (MINIVMM_FUZZ_SECONDS, default 20), built by clang.
+fuzz=$build-fuzz
+CC=clang cmake -S . -B "$fuzz" -DMINIVMM_WERROR=ON -DMINIVMM_FUZZ=ON -DMINIVMM_ROOT_LINK=OFF
+cmake --build "$fuzz" --target fuzz -j"$jobs"
+(cd "$fuzz" && ctest --output-on-failure -L fuzz)

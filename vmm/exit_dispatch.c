@@ -8,8 +8,10 @@ static void exit_io(struct kvm_run *run, size_t run_size, struct bus *pio,
 {
     uint64_t size = run->io.size;
     uint64_t bytes = size * run->io.count;
-    if ((size != 1 && size != 2 && size != 4) || run->io.data_offset > run_size ||
-        bytes > run_size - run->io.data_offset) {
+    /* Data inside struct kvm_run itself would let an IN overwrite io.count and io.port
+     * while the loop below reads them. */
+    if ((size != 1 && size != 2 && size != 4) || run->io.data_offset < sizeof(*run) ||
+        run->io.data_offset > run_size || bytes > run_size - run->io.data_offset) {
         outcome->action = EXIT_ACTION_CRASH;
         snprintf(outcome->reason, sizeof(outcome->reason),
                  "malformed I/O exit: port 0x%x size %u count %u offset %llu", run->io.port,

@@ -63,6 +63,12 @@ static int bzimage_parse(const uint8_t *data, size_t size, struct kernel_image *
     if (hdr.relocatable_kernel && hdr.pref_address > run_base)
         run_base = hdr.pref_address;
     uint64_t need = hdr.init_size > payload_size ? hdr.init_size : payload_size;
+    /* A pref_address near the top would wrap load_end to a small value that "fits". */
+    if (run_base > UINT64_MAX - 4095 - need)
+        return reason_fail(-EINVAL, why, why_len,
+                           "kernel prefers address 0x%llx: it and init_size %u bytes pass the end "
+                           "of the address space",
+                           (unsigned long long)run_base, hdr.init_size);
 
     image->kind = KERNEL_BZIMAGE;
     image->hdr = hdr;
@@ -129,7 +135,9 @@ static int elf_parse(const uint8_t *data, size_t size, struct kernel_image *imag
             ret = reason_fail(-EINVAL, why, why_len, "ELF segment %zu lies outside the file", i);
             goto out;
         }
-        if (phdr.p_paddr + phdr.p_memsz < phdr.p_paddr || phdr.p_paddr < LAYOUT_KERNEL_START) {
+        /* The end is rounded up to a page below: that must not wrap either. */
+        if (phdr.p_paddr > UINT64_MAX - 4095 || phdr.p_memsz > UINT64_MAX - 4095 - phdr.p_paddr ||
+            phdr.p_paddr < LAYOUT_KERNEL_START) {
             ret = reason_fail(-EINVAL, why, why_len,
                               "ELF segment %zu at 0x%llx: below 1 MiB or wraps around", i,
                               (unsigned long long)phdr.p_paddr);

@@ -343,6 +343,19 @@ static int memory_map(struct shm_group *g, char *why, size_t why_len)
     return 0;
 }
 
+/* What joining does once g->sock is connected to the broker. */
+static int join_on_socket(struct shm_group *g, char *why, size_t why_len)
+{
+    int ret = burst_read(g, why, why_len);
+    if (ret < 0)
+        return ret;
+    ret = memory_map(g, why, why_len);
+    if (ret < 0)
+        return ret;
+    g->joined = true;
+    return 0;
+}
+
 int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, size_t why_len)
 {
     group_reset(g);
@@ -372,15 +385,11 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
         reason_set(why, why_len, "setsockopt SO_RCVTIMEO: %s", strerror(errno));
         goto fail;
     }
-    ret = burst_read(g, why, why_len);
+    ret = join_on_socket(g, why, why_len);
     if (ret == -EPIPE && broker_check_room(g->runtime_dir, spec->name, why, why_len) < 0)
         ret = -EUSERS;
     if (ret < 0)
         goto fail;
-    ret = memory_map(g, why, why_len);
-    if (ret < 0)
-        goto fail;
-    g->joined = true;
     unsigned int others = 0;
     for (unsigned int id = 0; id < SHM_MAX_PEERS; id++)
         others += g->peers[id].present;
@@ -415,6 +424,26 @@ int shm_reserve_fds(const struct shm_spec *specs, unsigned int count, char *why,
         return -EMFILE;
     }
     return 0;
+}
+
+int shm_group_join_socket(struct shm_group *g, const struct shm_spec *spec, int sock, char *why,
+                          size_t why_len)
+{
+    group_reset(g);
+    g->sock = sock;
+    int ret = spec_check(spec, why, why_len);
+    if (ret < 0)
+        goto fail;
+    g->spec = *spec;
+    g->vectors = spec->vectors;
+    ret = join_on_socket(g, why, why_len);
+    if (ret < 0)
+        goto fail;
+    return 0;
+
+fail:
+    group_release(g);
+    return ret;
 }
 
 /* ---- after joining: the group's thread ------------------------------------------------- */

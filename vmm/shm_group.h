@@ -106,6 +106,12 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
  * 0, or -EMFILE (the hard limit is too low) or -errno with a sentence in why. */
 int shm_reserve_fds(const struct shm_spec *specs, unsigned int count, char *why, size_t why_len);
 
+/* The protocol half of shm_group_join(), on a socket already connected to a broker (the
+ * fuzz harness feeds it a socketpair): reads the initial burst, checks and maps the memory.
+ * g owns sock from here on, also on failure. Returns 0 or -errno with a sentence in why. */
+int shm_group_join_socket(struct shm_group *g, const struct shm_spec *spec, int sock, char *why,
+                          size_t why_len);
+
 /* Moves our own eventfds out of g into fds[0..vectors-1] (for a consumer that takes
  * ownership, such as ivshmem_set_own()); g no longer closes them. Returns how many (0 when
  * already taken or not joined). */

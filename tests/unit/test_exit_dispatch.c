@@ -270,6 +270,21 @@ static void test_io_malformed(void **state)
     expect_malformed(f);
     assert_contains(f->outcome.reason, "0x3f8");
 
+    /* Found by tests/fuzz/fuzz_exit_dispatch.c: data over struct kvm_run itself. An IN of
+     * many elements at offset 0 overwrote io.count with the bytes read, and the loop ran past
+     * the end of the mapping. */
+    set_io(f, KVM_EXIT_IO_IN, PORT_BASE + 7, 2, 1000);
+    f->run->io.data_offset = 0;
+    expect_malformed(f);
+    set_io(f, KVM_EXIT_IO_IN, PORT_BASE, 1, 1);
+    f->run->io.data_offset = sizeof(struct kvm_run) - 1;
+    expect_malformed(f);
+    set_io(f, KVM_EXIT_IO_IN, PORT_BASE, 1, 1);
+    f->run->io.data_offset = sizeof(struct kvm_run);
+    dispatch(f);
+    expect_continue(f);
+    f->port_dev.count = 0;
+
     /* Ending exactly at the end of the mapping is fine. */
     set_io(f, KVM_EXIT_IO_IN, PORT_BASE, 4, 2);
     f->run->io.data_offset = RUN_SIZE - 8;

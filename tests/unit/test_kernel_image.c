@@ -96,6 +96,28 @@ static void test_bzimage_load_end_variants(void **state)
     assert_int_equal(image.load_end, SYNTH_LOAD_END + 4096);
 }
 
+/* Found by tests/fuzz/fuzz_kernel_image.c: pref_address + init_size wrapped around, so
+ * load_end came out small and the image was taken for one that fits in guest memory. */
+static void test_bzimage_pref_address_wraps(void **state)
+{
+    (void)state;
+    static uint8_t data[SYNTH_BZIMAGE_SIZE];
+    struct kernel_image image;
+    char why[200];
+
+    synth_bzimage_build(data);
+    synth_hdr(data)->pref_address = UINT64_MAX;
+    synth_hdr(data)->init_size = UINT32_MAX;
+    assert_int_equal(kernel_image_parse(data, sizeof(data), &image, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "address space"));
+
+    synth_hdr(data)->pref_address = UINT64_MAX - 4095 - UINT32_MAX + 1;
+    assert_int_equal(kernel_image_parse(data, sizeof(data), &image, why, sizeof(why)), -EINVAL);
+    synth_hdr(data)->pref_address = UINT64_MAX - 4095 - UINT32_MAX;
+    assert_int_equal(kernel_image_parse(data, sizeof(data), &image, why, sizeof(why)), 0);
+    assert_true(image.load_end >= synth_hdr(data)->pref_address);
+}
+
 static void test_bzimage_setup_sects_zero_means_four(void **state)
 {
     (void)state;
@@ -371,6 +393,15 @@ static void test_elf_rejected(void **state)
         synth_elf_load(0xFFFFFFFFFFFFF000ull, 0xFFFFFFFFFFFFF000ull, 0x100, 0x2000);
     synth_elf_build(elf_buf, ET_EXEC, EM_X86_64, 0xFFFFFFFFFFFFF000ull, &wraps, 1);
     expect_reject(elf_buf, sizeof(elf_buf), "wraps");
+    /* Found by tests/fuzz/fuzz_kernel_image.c: a segment ending in the last page of the
+     * address space did not wrap, but its page-rounded end did, to a load_end of 0. */
+    wraps =
+        synth_elf_load(0x1100000000100000ull, 0x1100000000100000ull, 0x100, 0xEEFFFFFFFFEFFFFFull);
+    synth_elf_build(elf_buf, ET_EXEC, EM_X86_64, 0x1100000000100000ull, &wraps, 1);
+    expect_reject(elf_buf, sizeof(elf_buf), "wraps");
+    wraps = synth_elf_load(0xFFFFFFFFFFFFFF00ull, 0xFFFFFFFFFFFFFF00ull, 0x10, 0x10);
+    synth_elf_build(elf_buf, ET_EXEC, EM_X86_64, 0xFFFFFFFFFFFFFF00ull, &wraps, 1);
+    expect_reject(elf_buf, sizeof(elf_buf), "wraps");
 
     struct synth_elf_segment note = {PT_NOTE, SYNTH_ELF_DATA, 0x200000, 0x200000, 0x10, 0x10};
     synth_elf_build(elf_buf, ET_EXEC, EM_X86_64, 0x200000, &note, 1);
@@ -461,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_bzimage_builder_layout),
         cmocka_unit_test(test_bzimage_accepted),
         cmocka_unit_test(test_bzimage_load_end_variants),
+        cmocka_unit_test(test_bzimage_pref_address_wraps),
         cmocka_unit_test(test_bzimage_setup_sects_zero_means_four),
         cmocka_unit_test(test_bzimage_rejected),
         cmocka_unit_test(test_too_small_and_empty),
