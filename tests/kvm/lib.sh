@@ -88,6 +88,12 @@ tiny_div() { # a b decimals
     awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { if (b == 0) print "nan"; else printf "%.*f\n", d, a / b }'
 }
 
+# A private runtime folder (tests/lib/test-lib.sh) for the test's --shm groups, removed at exit.
+tiny_private_groups() {
+    use_private_runtime_dir
+    trap 'rm -rf "$XDG_RUNTIME_DIR"' EXIT
+}
+
 # Runs two tiny guests in one --shm group: role 0 first, role 1 once role 0 has printed its
 # ": peer N" line (so it holds peer ID 0 and started the broker). Sets pair_status[0..1] and
 # pair_out[0..1] (console and minivmm's messages).

@@ -5,8 +5,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 tiny_enter 240 "$@"
-use_private_runtime_dir
-trap 'rm -rf "$XDG_RUNTIME_DIR"' EXIT
+tiny_private_groups
 
 bytes=$((64 << 20))
 [ "$TINY_KVM_PATH" = emulated ] && bytes=$((8 << 20))
