@@ -52,7 +52,7 @@ for phase in 0 1 2; do
         pass "$name: $exits exits for $reps pages: $per_exit bytes per exit, $page_us us per 4 KiB page, $item_ns ns per byte"
         tiny_csv portio none "$direction" 4096 "${name}_items_per_exit" "$per_exit" items
         tiny_csv portio none "$direction" 4096 "${name}_page_us" "$page_us" us
-        tiny_csv portio none "$direction" 4096 throughput_MBps "$(tiny_div "$((items * 1000))" "$ns" 1)" MBps
+        tiny_csv portio none "$direction" 4096 throughput_MBps "$(tiny_div "$((items * 1000))" "$ns" 3)" MBps
     fi
 done
 finish
