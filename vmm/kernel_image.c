@@ -84,6 +84,28 @@ static int bzimage_parse(const uint8_t *data, size_t size, struct kernel_image *
     return 0;
 }
 
+/* Whether a PT_NOTE segment holds the "minivmm" freestanding note. Notes are 4-byte aligned
+ * records: name size, descriptor size, type, then name and descriptor, each padded to 4.
+ * The segment was checked to lie inside the file; sizes inside it are checked here. */
+static bool elf_notes_freestanding(const uint8_t *notes, uint64_t size)
+{
+    static const char name[] = KERNEL_NOTE_NAME;
+    uint64_t pos = 0;
+    while (size - pos >= 12) {
+        uint32_t header[3];
+        memcpy(header, notes + pos, sizeof(header));
+        uint64_t name_size = align_up(header[0], 4), desc_size = align_up(header[1], 4);
+        pos += 12;
+        if (name_size > size - pos || desc_size > size - pos - name_size)
+            return false;
+        if (header[0] == sizeof(name) && header[2] == KERNEL_NOTE_FREESTANDING &&
+            memcmp(notes + pos, name, sizeof(name)) == 0)
+            return true;
+        pos += name_size + desc_size;
+    }
+    return false;
+}
+
 static int elf_parse(const uint8_t *data, size_t size, struct kernel_image *image, char *why,
                      size_t why_len)
 {
@@ -128,6 +150,10 @@ static int elf_parse(const uint8_t *data, size_t size, struct kernel_image *imag
             ret = reason_fail(-EINVAL, why, why_len, "ELF program header %zu unreadable", i);
             goto out;
         }
+        if (phdr.p_type == PT_NOTE && phdr.p_offset <= size &&
+            phdr.p_filesz <= size - phdr.p_offset &&
+            elf_notes_freestanding(data + phdr.p_offset, phdr.p_filesz))
+            image->freestanding = true;
         if (phdr.p_type != PT_LOAD || phdr.p_memsz == 0)
             continue;
         if (phdr.p_filesz > phdr.p_memsz || phdr.p_offset > size ||

@@ -5,10 +5,16 @@
 #pragma once
 
 #include <asm/bootparam.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define KERNEL_IMAGE_MAX_SEGMENTS 16
+
+/* An ELF note named "minivmm" of this type marks a freestanding guest (tests/kvm/ has them):
+ * no Linux inside, so it may run on a paravirtual KVM (PVM), which cannot boot Linux. */
+#define KERNEL_NOTE_NAME         "minivmm"
+#define KERNEL_NOTE_FREESTANDING 1
 
 enum kernel_kind { KERNEL_BZIMAGE, KERNEL_ELF };
 
@@ -24,6 +30,7 @@ struct kernel_image {
     uint64_t entry;          /* guest physical 64-bit entry point */
     uint64_t load_end;       /* first byte above everything the kernel needs while booting */
     struct setup_header hdr; /* bzImage: its header; ELF: zero */
+    bool freestanding;       /* ELF with the KERNEL_NOTE_FREESTANDING note */
     size_t segment_count;
     struct kernel_segment segments[KERNEL_IMAGE_MAX_SEGMENTS];
 };

@@ -206,11 +206,13 @@ int main(int argc, char **argv)
     }
     if (!ret) {
         enum kvm_host_kind host = kvm_host_probe("/dev/kvm", "/proc/cpuinfo");
-        if (host == KVM_HOST_NONE || (host == KVM_HOST_PVM && image.kind == KERNEL_BZIMAGE)) {
+        /* A paravirtual KVM runs only guests that say they are no Linux (an ELF note). */
+        if (host == KVM_HOST_NONE || (host == KVM_HOST_PVM && !image.freestanding)) {
             log_error("%s", kvm_host_advice(host));
             ret = EXIT_UNAVAILABLE;
         } else if (host == KVM_HOST_PVM) {
-            log_warn("%s", kvm_host_advice(host));
+            log_debug("paravirtual KVM: running the freestanding guest '%s' (ELF note)",
+                      files.kernel_path);
         }
     }
     if (!ret) {

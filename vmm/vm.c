@@ -401,6 +401,12 @@ static void *vcpu_thread(void *arg)
             vm_request_stop(vm, EXIT_HOST_ERROR, why);
             break;
         }
+        if (vcpu->run->exit_reason == KVM_EXIT_IO) {
+            vcpu->io_exits++;
+            vcpu->io_items += vcpu->run->io.count;
+        } else if (vcpu->run->exit_reason == KVM_EXIT_MMIO) {
+            vcpu->mmio_exits++;
+        }
         struct exit_outcome outcome;
         exit_dispatch(vcpu->run, vcpu->run_size, &vm->pio, &vm->mmio, &outcome);
         if (outcome.action == EXIT_ACTION_RESET) {
@@ -479,6 +485,17 @@ int vm_run(struct vm *vm, int signal_fd)
                   (unsigned long long)atomic_load(&vm->pio.unclaimed_writes),
                   (unsigned long long)atomic_load(&vm->mmio.unclaimed_reads),
                   (unsigned long long)atomic_load(&vm->mmio.unclaimed_writes));
+    if (log_is_verbose()) {
+        uint64_t io_exits = 0, io_items = 0, mmio_exits = 0;
+        for (unsigned int i = 0; i < vm->cpu_count; i++) {
+            io_exits += vm->vcpus[i].io_exits;
+            io_items += vm->vcpus[i].io_items;
+            mmio_exits += vm->vcpus[i].mmio_exits;
+        }
+        log_debug("exits to the VMM: port I/O %llu (%llu items), MMIO %llu",
+                  (unsigned long long)io_exits, (unsigned long long)io_items,
+                  (unsigned long long)mmio_exits);
+    }
     return vm->exit_code;
 }
 

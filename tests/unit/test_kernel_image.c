@@ -416,6 +416,46 @@ static void test_elf_rejected(void **state)
     expect_reject(elf_buf, sizeof(elf_buf), "in no loadable segment");
 }
 
+/* The "minivmm" note marks a freestanding guest; broken or foreign notes do not. */
+static void test_elf_freestanding_note(void **state)
+{
+    (void)state;
+    const uint64_t note_offset = SYNTH_ELF_DATA + 0x800;
+    struct synth_elf_segment segs[2] = {
+        synth_elf_load(0x200000, 0x200000, 0x100, 0x2000),
+        {PT_NOTE, note_offset, 0x200800, 0x200800, 24, 24},
+    };
+    /* name size 8, descriptor size 4, type, "minivmm\0", descriptor */
+    uint32_t note[6] = {8, 4, KERNEL_NOTE_FREESTANDING, 0, 0, 1};
+    memcpy(&note[3], "minivmm", 8);
+    struct kernel_image image;
+    char why[256] = "";
+
+    synth_elf_build(elf_buf, ET_EXEC, EM_X86_64, 0x200000, segs, 1);
+    assert_int_equal(kernel_image_parse(elf_buf, sizeof(elf_buf), &image, why, sizeof(why)), 0);
+    assert_false(image.freestanding);
+
+    synth_elf_build(elf_buf, ET_EXEC, EM_X86_64, 0x200000, segs, 2);
+    memcpy(elf_buf + note_offset, note, sizeof(note));
+    assert_int_equal(kernel_image_parse(elf_buf, sizeof(elf_buf), &image, why, sizeof(why)), 0);
+    assert_true(image.freestanding);
+
+    uint32_t other_type[6];
+    memcpy(other_type, note, sizeof(note));
+    other_type[2] = 2;
+    memcpy(elf_buf + note_offset, other_type, sizeof(other_type));
+    assert_int_equal(kernel_image_parse(elf_buf, sizeof(elf_buf), &image, why, sizeof(why)), 0);
+    assert_false(image.freestanding);
+
+    /* A name size that runs past the segment is not read beyond it. */
+    uint32_t oversized[6];
+    memcpy(oversized, note, sizeof(note));
+    oversized[0] = 0xFFFFFFF0u;
+    memcpy(elf_buf + note_offset, oversized, sizeof(oversized));
+    assert_int_equal(kernel_image_parse(elf_buf, sizeof(elf_buf), &image, why, sizeof(why)), 0);
+    assert_false(image.freestanding);
+}
+
 static void test_elf_too_many_segments(void **state)
 {
     (void)state;
@@ -503,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_elf_several_segments),
         cmocka_unit_test(test_elf_rejected),
         cmocka_unit_test(test_elf_too_many_segments),
+        cmocka_unit_test(test_elf_freestanding_note),
         cmocka_unit_test(test_elf32_rejected),
         cmocka_unit_test(test_elf_broken_headers),
     };
