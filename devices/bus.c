@@ -96,24 +96,28 @@ int bus_set_string_io(struct bus *bus, uint64_t base, void *owner, bus_string_fn
     return ret;
 }
 
-bool bus_access(struct bus *bus, uint64_t addr, void *data, uint32_t size, bool is_write)
+/* Copies the range that holds [addr, addr+size) into *hit. */
+static bool bus_lookup(struct bus *bus, uint64_t addr, uint32_t size, struct bus_range *hit)
 {
-    struct bus_range hit = {0};
     bool found = false;
-
     pthread_mutex_lock(&bus->lock);
     size_t pos = bus_upper_bound(bus, addr);
     if (pos > 0) {
         const struct bus_range *r = &bus->ranges[pos - 1];
         uint64_t offset = addr - r->base;
         if (offset < r->len && size <= r->len - offset) {
-            hit = *r;
+            *hit = *r;
             found = true;
         }
     }
     pthread_mutex_unlock(&bus->lock);
+    return found;
+}
 
-    if (!found) {
+bool bus_access(struct bus *bus, uint64_t addr, void *data, uint32_t size, bool is_write)
+{
+    struct bus_range hit = {0};
+    if (!bus_lookup(bus, addr, size, &hit)) {
         if (is_write) {
             atomic_fetch_add(&bus->unclaimed_writes, 1);
         } else {
@@ -132,21 +136,7 @@ bool bus_access_string(struct bus *bus, uint64_t addr, void *data, uint32_t size
                        bool is_write)
 {
     struct bus_range hit = {0};
-    bool found = false;
-
-    pthread_mutex_lock(&bus->lock);
-    size_t pos = bus_upper_bound(bus, addr);
-    if (pos > 0) {
-        const struct bus_range *r = &bus->ranges[pos - 1];
-        uint64_t offset = addr - r->base;
-        if (r->string_io && offset < r->len && size <= r->len - offset) {
-            hit = *r;
-            found = true;
-        }
-    }
-    pthread_mutex_unlock(&bus->lock);
-
-    if (found) {
+    if (bus_lookup(bus, addr, size, &hit) && hit.string_io) {
         hit.string_io(hit.owner, addr - hit.base, data, size, count, is_write);
         return true;
     }
