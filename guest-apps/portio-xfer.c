@@ -203,6 +203,21 @@ static void reg_write(const struct channel *c, unsigned int reg, uint8_t value)
         die("/dev/port write at 0x%x: %s", c->base + reg, strerror(errno));
 }
 
+/* The kernel walks consecutive ports, one byte each: a window's worth at a time. */
+static void devport_data(const struct channel *c, uint8_t *buf, uint32_t len, bool out)
+{
+    unsigned int port = c->base + PORTIO_DATA;
+    for (uint32_t done = 0; done < len;) {
+        uint32_t n = len - done < DEVPORT_MAX ? len - done : DEVPORT_MAX;
+        ssize_t moved =
+            out ? pwrite(c->devport, buf + done, n, port) : pread(c->devport, buf + done, n, port);
+        if (moved != (ssize_t)n)
+            die("/dev/port %s of %u bytes at 0x%x: %s", out ? "write" : "read", n, port,
+                strerror(errno));
+        done += n;
+    }
+}
+
 static void data_out(const struct channel *c, const uint8_t *buf, uint32_t len, enum io_kind io)
 {
     unsigned int port = c->base + PORTIO_DATA;
@@ -214,12 +229,7 @@ static void data_out(const struct channel *c, const uint8_t *buf, uint32_t len, 
                 outb(buf[i], port);
         return;
     }
-    for (uint32_t done = 0; done < len;) {
-        uint32_t n = len - done < DEVPORT_MAX ? len - done : DEVPORT_MAX;
-        if (pwrite(c->devport, buf + done, n, port) != (ssize_t)n)
-            die("/dev/port write of %u bytes at 0x%x: %s", n, port, strerror(errno));
-        done += n;
-    }
+    devport_data(c, (uint8_t *)buf, len, true);
 }
 
 static void data_in(const struct channel *c, uint8_t *buf, uint32_t len, enum io_kind io)
@@ -233,12 +243,7 @@ static void data_in(const struct channel *c, uint8_t *buf, uint32_t len, enum io
                 buf[i] = inb(port);
         return;
     }
-    for (uint32_t done = 0; done < len;) {
-        uint32_t n = len - done < DEVPORT_MAX ? len - done : DEVPORT_MAX;
-        if (pread(c->devport, buf + done, n, port) != (ssize_t)n)
-            die("/dev/port read of %u bytes at 0x%x: %s", n, port, strerror(errno));
-        done += n;
-    }
+    devport_data(c, buf, len, false);
 }
 
 /* ---- transfers ---- */
@@ -289,8 +294,8 @@ static int run_transfer(const struct channel *c, const struct transfer *t)
         bool moved = false;
         if (tx_todo && sent < t->size) {
             /* Alone, wait in the VMM; with a receive going on, only look. */
-            uint32_t space = reg_read(c, rx_todo && got < t->size ? PORTIO_REG_TX_SPACE
-                                                                   : PORTIO_REG_WAIT_TX);
+            uint32_t space =
+                reg_read(c, rx_todo && got < t->size ? PORTIO_REG_TX_SPACE : PORTIO_REG_WAIT_TX);
             uint64_t n = t->size - sent;
             if (n > space)
                 n = space;
@@ -488,8 +493,8 @@ int main(int argc, char **argv)
     }
     c.own_id = reg_read(&c, PORTIO_REG_OWN_ID);
     reg_write(&c, PORTIO_REG_PEER, (uint8_t)c.peer);
-    printf("%s: channel at port 0x%x, peer %u talking to peer %u, via=%s\n", prog, c.base,
-           c.own_id, c.peer, c.via == VIA_IOPERM ? "ioperm" : "devport");
+    printf("%s: channel at port 0x%x, peer %u talking to peer %u, via=%s\n", prog, c.base, c.own_id,
+           c.peer, c.via == VIA_IOPERM ? "ioperm" : "devport");
     if (wait_for_peer(&c, timeout_s))
         return 1;
 
