@@ -70,6 +70,12 @@ void portio_channel_set_present(void *mem, unsigned int id, uint32_t pid, bool p
     uint32_t generation = atomic_load(&slot->generation);
     if ((generation & 1) == present)
         return;
+    /* A new incarnation must not read what was sent to its predecessor. Only the reader
+     * moves tail, and the reader (this ID) is not running yet. */
+    for (unsigned int other = 0; present && other < PORTIO_MAX_PEERS; other++) {
+        struct portio_ring *ring = portio_channel_ring(mem, other, id);
+        atomic_store(&ring->tail, atomic_load(&ring->head));
+    }
     atomic_store(&slot->pid, present ? pid : 0);
     atomic_store(&slot->generation, generation + 1);
     for (unsigned int other = 0; other < PORTIO_MAX_PEERS; other++) {

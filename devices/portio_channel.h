@@ -75,7 +75,9 @@ void portio_channel_format(void *mem);
 bool portio_channel_valid(const void *mem);
 
 /* Marks peer id present (with the pid of its VMM) or absent and wakes everyone waiting on
- * a ring to or from it. Nothing happens when the state is already the asked one. */
+ * a ring to or from it. Nothing happens when the state is already the asked one. Marking
+ * it present drops what its rings still hold for a predecessor with the same ID; what the
+ * predecessor sent stays readable for its partners. */
 void portio_channel_set_present(void *mem, unsigned int id, uint32_t pid, bool present);
 
 /* The presence word of peer id (odd: present). */

@@ -55,7 +55,8 @@
  * (exit, crash, SIGKILL). If the partner present at selection (or the first one to appear
  * after it) leaves, STATUS.PEER_GONE stays set until PEER is written again: writes are
  * refused, reads still drain what it had delivered. A new VM that takes the same ID is a
- * new partner: select it again.
+ * new partner: select it again. It starts with empty incoming rings (bytes sent to its
+ * predecessor are dropped when it joins).
  */
 #pragma once
 

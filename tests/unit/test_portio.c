@@ -138,7 +138,7 @@ static void test_bytes_arrive_in_order_at_every_width(void **state)
     out8(&f->a, PORTIO_DATA, 0x11);
     uint16_t w = 0x3322;
     portio_io(&f->a, PORTIO_DATA + 0x10, &w, 2, true); /* any port of the window */
-    out32(&f->a, 0xFC, 0x77665544);                     /* the last dword of the window */
+    out32(&f->a, 0xFC, 0x77665544);                    /* the last dword of the window */
     assert_int_equal(in32(&f->b, PORTIO_REG_RX_AVAIL), 7);
     assert_int_equal(in32(&f->a, PORTIO_REG_TX_BYTES), 7);
     assert_true(in32(&f->b, PORTIO_REG_STATUS) & PORTIO_STATUS_RX_READY);
@@ -255,7 +255,8 @@ static void test_peer_loss_refuses_writes_and_keeps_delivered_data(void **state)
     struct fixture *f = *state;
     connect_pair(f);
     out32(&f->b, PORTIO_DATA, 0x04030201); /* B delivers 4 bytes to A, then dies */
-    out32(&f->a, PORTIO_DATA, 0xaabbccdd);
+    out32(&f->a, PORTIO_DATA, 0xaabbccdd); /* which B never reads */
+    assert_int_equal(portio_ring_readable(portio_channel_ring(f->channel, 0, 1), NULL), 4);
     portio_channel_set_present(f->channel, 1, 0, false);
 
     uint32_t st = in32(&f->a, PORTIO_REG_STATUS);
@@ -269,8 +270,10 @@ static void test_peer_loss_refuses_writes_and_keeps_delivered_data(void **state)
     assert_int_equal(in32(&f->a, PORTIO_REG_TX_REFUSED), 1);
     assert_int_equal(in32(&f->a, PORTIO_DATA), 0x04030201); /* drained after the loss */
 
-    /* A new VM with ID 1 is a new partner: PEER_GONE stays until A selects it again. */
+    /* A new VM with ID 1 is a new partner: PEER_GONE stays until A selects it again, and
+     * it does not get what A had sent to its predecessor. */
     portio_channel_set_present(f->channel, 1, 102, true);
+    assert_int_equal(portio_ring_readable(portio_channel_ring(f->channel, 0, 1), NULL), 0);
     st = in32(&f->a, PORTIO_REG_STATUS);
     assert_true(st & PORTIO_STATUS_PEER_GONE);
     assert_true(st & PORTIO_STATUS_PEER_PRESENT);
@@ -309,14 +312,14 @@ static void test_bad_accesses_are_ignored_and_counted(void **state)
     struct fixture *f = *state;
     connect_pair(f);
     uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    portio_io(&f->a, PORTIO_DATA, junk, 3, true);  /* no x86 in/out is 3 bytes */
-    portio_io(&f->a, PORTIO_DATA, junk, 8, true);  /* nor 8 */
-    portio_io(&f->a, 0x7E, junk, 4, true);         /* straddles registers and data */
-    portio_io(&f->a, 0xFE, junk, 4, true);         /* past the BAR's end */
-    portio_io(&f->a, 0x1000, junk, 1, true);       /* far outside */
-    out32(&f->a, PORTIO_REG_ID, 0);                /* read-only */
-    out8(&f->a, PORTIO_REG_PEER + 1, 0);           /* not byte 0 */
-    out32(&f->a, 0x60, 1);                         /* reserved */
+    portio_io(&f->a, PORTIO_DATA, junk, 3, true); /* no x86 in/out is 3 bytes */
+    portio_io(&f->a, PORTIO_DATA, junk, 8, true); /* nor 8 */
+    portio_io(&f->a, 0x7E, junk, 4, true);        /* straddles registers and data */
+    portio_io(&f->a, 0xFE, junk, 4, true);        /* past the BAR's end */
+    portio_io(&f->a, 0x1000, junk, 1, true);      /* far outside */
+    out32(&f->a, PORTIO_REG_ID, 0);               /* read-only */
+    out8(&f->a, PORTIO_REG_PEER + 1, 0);          /* not byte 0 */
+    out32(&f->a, 0x60, 1);                        /* reserved */
     assert_int_equal(in32(&f->a, PORTIO_REG_BAD_ACCESSES), 8);
     assert_int_equal(in32(&f->a, PORTIO_REG_PEER), 1);
     assert_int_equal(in32(&f->b, PORTIO_REG_RX_AVAIL), 0);
