@@ -116,8 +116,8 @@ static void wait_for(struct portio *dev, bool rx)
         struct portio_ring *ring = rx ? rx_ring(dev) : tx_ring(dev);
         uint32_t seq = portio_ring_seq(ring);
         bool usable = partner_usable(dev, NULL);
-        bool done = rx ? rx_avail(dev) > 0 || !usable
-                       : !usable || tx_space(dev) >= PORTIO_WAIT_TX_MIN;
+        bool done =
+            rx ? rx_avail(dev) > 0 || !usable : !usable || tx_space(dev) >= PORTIO_WAIT_TX_MIN;
         pthread_mutex_unlock(&dev->lock);
         int64_t left = deadline - monotonic_ms();
         if (done || left <= 0)
@@ -304,8 +304,7 @@ void portio_io(void *owner, uint64_t offset, void *data, uint32_t size, bool is_
 {
     struct portio *dev = owner;
     if ((size != 1 && size != 2 && size != 4) || offset >= PORTIO_BAR_SIZE ||
-        offset + size > PORTIO_BAR_SIZE ||
-        (offset < PORTIO_DATA && offset + size > PORTIO_DATA)) {
+        offset + size > PORTIO_BAR_SIZE || (offset < PORTIO_DATA && offset + size > PORTIO_DATA)) {
         /* Not a width an x86 in/out has, or straddling registers and data. */
         atomic_fetch_add(&dev->exits, 1);
         if (is_write) {

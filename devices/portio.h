@@ -37,7 +37,7 @@ struct portio {
     uint32_t tx_bytes;
     uint32_t rx_bytes;
     uint32_t corrupt_rings; /* reads of inconsistent ring counters (a broken peer VMM) */
-    unsigned int latch_reg;  /* register offset whose byte 0 was read last */
+    unsigned int latch_reg; /* register offset whose byte 0 was read last */
     uint32_t latch_value;
     _Atomic uint32_t exits; /* every BAR access */
 };

@@ -63,12 +63,12 @@
 /* QEMU's docs/specs/pci-ids.rst leaves 1af4:10f0-10ff for experimental devices without
  * registration; Linux's virtio-pci driver, which matches vendor 1af4, refuses device IDs
  * above 0x107f, so no guest driver claims it. ivshmem is 1af4:1110. */
-#define PORTIO_PCI_VENDOR_ID  0x1af4
-#define PORTIO_PCI_DEVICE_ID  0x10f0
-#define PORTIO_PCI_REVISION   1
-#define PORTIO_PCI_CLASS      0x058000 /* memory controller, other */
-#define PORTIO_BAR            0
-#define PORTIO_BAR_SIZE       256
+#define PORTIO_PCI_VENDOR_ID 0x1af4
+#define PORTIO_PCI_DEVICE_ID 0x10f0
+#define PORTIO_PCI_REVISION  1
+#define PORTIO_PCI_CLASS     0x058000 /* memory controller, other */
+#define PORTIO_BAR           0
+#define PORTIO_BAR_SIZE      256
 
 #define PORTIO_REG_ID           0x00
 #define PORTIO_REG_STATUS       0x04

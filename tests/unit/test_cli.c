@@ -408,7 +408,7 @@ int main(void)
         cmocka_unit_test(test_missing_value),
         cmocka_unit_test(test_stray_argument),
         cmocka_unit_test(test_help),
-        cmocka_unit_test(test_shm_portio),
+        cmocka_unit_test(test_shm_portio), /* the --shm key of the port I/O channel */
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_parse_twice),
     };
