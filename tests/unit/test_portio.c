@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -429,6 +430,43 @@ static void test_wait_registers_sleep_and_wake(void **state)
     assert_true(now_ms() - start < PORTIO_WAIT_MAX_MS);
 }
 
+struct kick_target {
+    struct portio_ring *ring;
+    int result;
+};
+
+static void kick_handler(int sig)
+{
+    (void)sig;
+}
+
+static void *long_waiter(void *arg)
+{
+    struct kick_target *k = arg;
+    k->result = portio_ring_wait(k->ring, portio_ring_seq(k->ring), 5000);
+    return NULL;
+}
+
+/* The VMM stops a vCPU by signalling its thread (SIGUSR1, no SA_RESTART): a wait in the
+ * channel must end at once then, not at its timeout. */
+static void test_a_signal_ends_a_wait(void **state)
+{
+    struct fixture *f = *state;
+    struct sigaction sa = {.sa_handler = kick_handler}, old;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    struct kick_target k = {.ring = portio_channel_ring(f->channel, 1, 0), .result = 1};
+    pthread_t t;
+    int64_t start = now_ms();
+    assert_int_equal(pthread_create(&t, NULL, long_waiter, &k), 0);
+    usleep(50000);
+    pthread_kill(t, SIGUSR1);
+    pthread_join(t, NULL);
+    assert_int_equal(k.result, -EINTR);
+    assert_true(now_ms() - start < 2500);
+    sigaction(SIGUSR1, &old, NULL);
+}
+
 /* ---- through the PCI bus, as the VMM uses it ---- */
 
 static void test_on_the_pci_bus_string_io_is_one_call(void **state)
@@ -496,6 +534,7 @@ int main(void)
         T(test_byte_reads_of_a_register_see_one_value),
         T(test_corrupt_ring_counters_read_as_empty_and_full),
         T(test_wait_registers_sleep_and_wake),
+        T(test_a_signal_ends_a_wait),
         T(test_on_the_pci_bus_string_io_is_one_call),
         T(test_init_rejects_bad_arguments),
     };
