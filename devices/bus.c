@@ -62,7 +62,7 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_io_fn io, voi
         bus->capacity = capacity;
     }
     memmove(&bus->ranges[pos + 1], &bus->ranges[pos], (bus->count - pos) * sizeof(*bus->ranges));
-    bus->ranges[pos] = (struct bus_range){base, len, io, owner, name};
+    bus->ranges[pos] = (struct bus_range){base, len, io, owner, name, NULL};
     bus->count++;
     pthread_mutex_unlock(&bus->lock);
     return 0;
@@ -83,24 +83,41 @@ int bus_unregister(struct bus *bus, uint64_t base, void *owner)
     return ret;
 }
 
-bool bus_access(struct bus *bus, uint64_t addr, void *data, uint32_t size, bool is_write)
+int bus_set_string_io(struct bus *bus, uint64_t base, void *owner, bus_string_fn string_io)
 {
-    struct bus_range hit = {0};
-    bool found = false;
+    int ret = -ENOENT;
+    pthread_mutex_lock(&bus->lock);
+    size_t pos = bus_upper_bound(bus, base);
+    if (pos > 0 && bus->ranges[pos - 1].base == base && bus->ranges[pos - 1].owner == owner) {
+        bus->ranges[pos - 1].string_io = string_io;
+        ret = 0;
+    }
+    pthread_mutex_unlock(&bus->lock);
+    return ret;
+}
 
+/* Copies the range that holds [addr, addr+size) into *hit. */
+static bool bus_lookup(struct bus *bus, uint64_t addr, uint32_t size, struct bus_range *hit)
+{
+    bool found = false;
     pthread_mutex_lock(&bus->lock);
     size_t pos = bus_upper_bound(bus, addr);
     if (pos > 0) {
         const struct bus_range *r = &bus->ranges[pos - 1];
         uint64_t offset = addr - r->base;
         if (offset < r->len && size <= r->len - offset) {
-            hit = *r;
+            *hit = *r;
             found = true;
         }
     }
     pthread_mutex_unlock(&bus->lock);
+    return found;
+}
 
-    if (!found) {
+bool bus_access(struct bus *bus, uint64_t addr, void *data, uint32_t size, bool is_write)
+{
+    struct bus_range hit = {0};
+    if (!bus_lookup(bus, addr, size, &hit)) {
         if (is_write) {
             atomic_fetch_add(&bus->unclaimed_writes, 1);
         } else {
@@ -113,4 +130,18 @@ bool bus_access(struct bus *bus, uint64_t addr, void *data, uint32_t size, bool 
      * vCPUs run), so calling outside the lock cannot reach a freed owner. */
     hit.io(hit.owner, addr - hit.base, data, size, is_write);
     return true;
+}
+
+bool bus_access_string(struct bus *bus, uint64_t addr, void *data, uint32_t size, uint32_t count,
+                       bool is_write)
+{
+    struct bus_range hit = {0};
+    if (bus_lookup(bus, addr, size, &hit) && hit.string_io) {
+        hit.string_io(hit.owner, addr - hit.base, data, size, count, is_write);
+        return true;
+    }
+    bool claimed = true;
+    for (uint32_t i = 0; i < count; i++)
+        claimed &= bus_access(bus, addr, (uint8_t *)data + (size_t)i * size, size, is_write);
+    return claimed;
 }

@@ -12,12 +12,18 @@
  * data holds size bytes in guest (little-endian) order: the device fills it on a read. */
 typedef void (*bus_io_fn)(void *owner, uint64_t offset, void *data, uint32_t size, bool is_write);
 
+/* String I/O (rep ins/outs): count elements of size bytes each, back to back in data, all
+ * at the same offset. A device that moves a whole string in one go (a FIFO) supplies one. */
+typedef void (*bus_string_fn)(void *owner, uint64_t offset, void *data, uint32_t size,
+                              uint32_t count, bool is_write);
+
 struct bus_range {
     uint64_t base;
     uint64_t len;
     bus_io_fn io;
     void *owner;
     const char *name;
+    bus_string_fn string_io; /* optional */
 };
 
 struct bus {
@@ -41,8 +47,18 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_io_fn io, voi
 /* Releases the range that starts at base and belongs to owner. Returns 0 or -ENOENT. */
 int bus_unregister(struct bus *bus, uint64_t base, void *owner);
 
+/* Gives the range that starts at base and belongs to owner a string callback (NULL: none).
+ * Returns 0 or -ENOENT. */
+int bus_set_string_io(struct bus *bus, uint64_t base, void *owner, bus_string_fn string_io);
+
 /* Performs one access. The callback runs without the bus lock held, so it may itself
  * register or unregister ranges (a PCI COMMAND write mapping a BAR). An access no range
  * claims reads as all ones, is dropped on write, is counted, and returns false. An access
  * that straddles the end of a range is unclaimed too. */
 bool bus_access(struct bus *bus, uint64_t addr, void *data, uint32_t size, bool is_write);
+
+/* Performs a string access of count elements of size bytes at one address: one call of the
+ * range's string callback when it has one, otherwise count single accesses. Unclaimed
+ * accesses behave as for bus_access() and are counted once per element. */
+bool bus_access_string(struct bus *bus, uint64_t addr, void *data, uint32_t size, uint32_t count,
+                       bool is_write);

@@ -128,9 +128,11 @@ static int bar_map(struct pci_device *dev, unsigned bar, uint64_t base)
     struct pci_bar *b = &dev->bars[bar];
     int err;
 
-    if (b->io)
+    if (b->io) {
         err = bus_register(bar_bus(dev, bar), base, b->size, b->io, b->io_owner, dev->name);
-    else
+        if (!err && b->string_io)
+            bus_set_string_io(bar_bus(dev, bar), base, b->io_owner, b->string_io);
+    } else
         err = bus_register(bar_bus(dev, bar), base, b->size, pci_placeholder_io, dev, dev->name);
     if (err) {
         log_debug("pci %02x.0 %s: BAR%u at %#llx (size %#llx) not mapped: %s", dev->slot, dev->name,
@@ -273,6 +275,22 @@ int pci_device_add_bar(struct pci_device *dev, unsigned bar, enum pci_bar_type t
     }
     put_le(&dev->config[bar_offset(bar)], 4, type_bits);
 out:
+    pthread_mutex_unlock(&dev->lock);
+    return ret;
+}
+
+int pci_device_set_bar_string_io(struct pci_device *dev, unsigned bar, bus_string_fn string_io)
+{
+    int ret = 0;
+    if (bar >= PCI_NUM_BARS)
+        return -EINVAL;
+    pthread_mutex_lock(&dev->lock);
+    if (dev->bus)
+        ret = -EBUSY;
+    else if (!dev->bars[bar].io)
+        ret = -EINVAL;
+    else
+        dev->bars[bar].string_io = string_io;
     pthread_mutex_unlock(&dev->lock);
     return ret;
 }

@@ -126,6 +126,7 @@ struct pci_bar {
     uint64_t size;
     bus_io_fn io; /* NULL: the VMM maps it (on_map); the bus gets a placeholder */
     void *io_owner;
+    bus_string_fn string_io; /* optional, with io: rep ins/outs in one call */
     /* State, under the device lock. */
     bool mapped;      /* registered on the bus and announced through on_map */
     uint64_t base;    /* where, while mapped */
@@ -195,6 +196,10 @@ void pci_device_destroy(struct pci_device *dev);
  * Returns 0, -EINVAL (bad index, type or size, or slot already used) or -EBUSY (on a bus). */
 int pci_device_add_bar(struct pci_device *dev, unsigned bar, enum pci_bar_type type, uint64_t size,
                        bool prefetchable, bus_io_fn io, void *io_owner);
+
+/* Gives BAR bar, added with an io callback, a string callback for rep ins/outs (see
+ * bus_access_string()). Returns 0, -EINVAL (no such BAR, or no io callback) or -EBUSY. */
+int pci_device_set_bar_string_io(struct pci_device *dev, unsigned bar, bus_string_fn string_io);
 
 /* Appends a capability of len bytes (2..192, the ID and next pointer included, rounded up to
  * a dword) to the capability list: writes cap_id, links it from the previous one (or from

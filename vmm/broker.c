@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/portio_channel.h"
 #include "vmm/ivshmem_protocol.h"
 #include "vmm/log.h"
 #include "vmm/reason.h"
@@ -308,13 +309,18 @@ struct broker_client {
     int sock;
     pid_t pid;
     uid_t uid;
-    bool dead; /* a send failed or it hung up: dropped by broker_reap() */
+    bool dead;          /* a send failed or it hung up: dropped by broker_reap() */
+    bool has_portio;    /* marked present in the port I/O channel */
+    uint8_t request[8]; /* a message the client is sending us, little endian */
+    unsigned int request_len;
     int efds[SHM_MAX_VECTORS];
 };
 
 struct broker {
     int listen_fd;
     int mem_fd;
+    int portio_fd; /* the port I/O channel, created on the first request; -1 before */
+    void *portio_mem;
     const char *name;
     uint64_t size;
     unsigned int vectors;
@@ -444,6 +450,9 @@ static void broker_reap(struct broker *b)
             if (!c || !c->dead)
                 continue;
             broker_log(b, LOG_DEBUG, "peer %u (pid %d) left", id, (int)c->pid);
+            /* Before anyone hears of it: a writer to this peer sees PEER_GONE at once. */
+            if (c->has_portio)
+                portio_channel_set_present(b->portio_mem, id, 0, false);
             client_free(c);
             b->clients[id] = NULL;
             b->client_count--;
@@ -511,6 +520,8 @@ static void broker_accept(struct broker *b)
     c->pid = cred.pid;
     c->uid = cred.uid;
     c->dead = false;
+    c->has_portio = false;
+    c->request_len = 0;
     for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
         c->efds[v] = -1;
     for (unsigned int v = 0; v < b->vectors; v++) {
@@ -563,17 +574,77 @@ static void broker_accept(struct broker *b)
     broker_reap(b);
 }
 
-/* A client never sends anything in this protocol: data is discarded, EOF or an error
- * means it left. */
+/* The port I/O channel's memory, made on first use: groups that never ask pay nothing. */
+static int broker_portio_create(struct broker *b)
+{
+    if (b->portio_fd >= 0)
+        return 0;
+    char mem_name[SHM_NAME_MAX + 16];
+    snprintf(mem_name, sizeof(mem_name), "minivmm-portio:%s", b->name);
+    int fd = memfd_create(mem_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) {
+        broker_log(b, LOG_WARNING, "memfd_create %s: %s", mem_name, strerror(errno));
+        return -1;
+    }
+    if (ftruncate(fd, (off_t)PORTIO_CHANNEL_SIZE) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        broker_log(b, LOG_WARNING, "ftruncate/F_ADD_SEALS memfd %s %llu: %s", mem_name,
+                   (unsigned long long)PORTIO_CHANNEL_SIZE, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    void *mem = mmap(NULL, PORTIO_CHANNEL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED) {
+        broker_log(b, LOG_WARNING, "mmap memfd %s %llu: %s", mem_name,
+                   (unsigned long long)PORTIO_CHANNEL_SIZE, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    portio_channel_format(mem);
+    b->portio_fd = fd;
+    b->portio_mem = mem;
+    return 0;
+}
+
+static void broker_client_request(struct broker *b, unsigned int id, int64_t value)
+{
+    struct broker_client *c = b->clients[id];
+    if (value != IVPROTO_PORTIO_REQUEST || c->has_portio) {
+        broker_log(b, LOG_DEBUG, "peer %u sent %" PRId64 "; ignored", id, value);
+        return;
+    }
+    if (broker_portio_create(b) < 0) {
+        client_send(b, id, IVPROTO_PORTIO_ID, -1); /* no fd: "no channel here" */
+        return;
+    }
+    /* Present before it holds the fd: its first access already finds itself in place. */
+    portio_channel_set_present(b->portio_mem, id, (uint32_t)c->pid, true);
+    c->has_portio = true;
+    client_send(b, id, IVPROTO_PORTIO_ID, b->portio_fd);
+}
+
+/* A QEMU client never sends anything: data that is not a whole request is kept until it
+ * is, EOF or an error means it left. */
 static void broker_client_input(struct broker *b, unsigned int id, short revents)
 {
     struct broker_client *c = b->clients[id];
     if (revents & POLLIN) {
-        char buf[256];
-        ssize_t n = recv(c->sock, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        ssize_t n = recv(c->sock, c->request + c->request_len, sizeof(c->request) - c->request_len,
+                         MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        c->dead = true;
+        if (n <= 0) {
+            c->dead = true;
+            return;
+        }
+        c->request_len += (unsigned int)n;
+        if (c->request_len == sizeof(c->request)) {
+            uint64_t value = 0;
+            for (unsigned int i = 0; i < sizeof(c->request); i++)
+                value |= (uint64_t)c->request[i] << (8 * i);
+            c->request_len = 0;
+            broker_client_request(b, id, (int64_t)value);
+        }
         return;
     }
     if (revents & (POLLHUP | POLLERR | POLLNVAL))
@@ -699,6 +770,7 @@ int broker_run_opts(int listen_fd, const char *state_dir, const char *name, uint
     }
     b->listen_fd = listen_fd;
     b->mem_fd = -1;
+    b->portio_fd = -1;
     b->name = name;
     b->size = size;
     b->vectors = vectors;
@@ -765,6 +837,10 @@ out:
             client_free(b->clients[id]);
     if (b->mem_fd >= 0)
         close(b->mem_fd);
+    if (b->portio_fd >= 0) {
+        munmap(b->portio_mem, PORTIO_CHANNEL_SIZE);
+        close(b->portio_fd);
+    }
     close(listen_fd);
     if (b->opts->use_syslog)
         closelog();

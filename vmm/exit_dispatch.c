@@ -19,11 +19,13 @@ static void exit_io(struct kvm_run *run, size_t run_size, struct bus *pio,
         return;
     }
     /* String I/O (rep ins/outs) arrives as count elements back to back: the data pointer
-     * advances through them, the port stays the same. */
+     * advances through them, the port stays the same. A FIFO device takes them in one call. */
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
-    for (uint32_t i = 0; i < run->io.count; i++)
-        bus_access(pio, run->io.port, data + i * size, (uint32_t)size, is_write);
+    if (run->io.count == 1)
+        bus_access(pio, run->io.port, data, (uint32_t)size, is_write);
+    else
+        bus_access_string(pio, run->io.port, data, (uint32_t)size, run->io.count, is_write);
 }
 
 static const char *system_event_name(uint32_t type)

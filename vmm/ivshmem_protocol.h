@@ -14,6 +14,15 @@
 /* Peer IDs on the wire are 0..65535 (QEMU keeps them in a uint16_t). */
 #define IVPROTO_MAX_ID 65535
 
+/* minivmm's extension, which QEMU never meets: QEMU's client never writes to the socket, and
+ * a minivmm broker answers only a client that asks. A minivmm client that wants the port
+ * I/O channel (--shm=NAME,portio=on) sends IVPROTO_PORTIO_REQUEST (no fd) right after
+ * connecting; after the initial burst, with other peers' joins and departures possibly
+ * in between, the broker answers IVPROTO_PORTIO_ID with the channel's sealed memfd
+ * (devices/portio_channel.h). Other values a client sends are ignored. */
+#define IVPROTO_PORTIO_REQUEST 0x4D56504F52543031ll /* "MVPORT01" */
+#define IVPROTO_PORTIO_ID      (-2)
+
 /* Sends one message: value, and fd as SCM_RIGHTS unless fd is -1. Retries on EINTR,
  * finishes partial writes, never raises SIGPIPE. Returns 0 or -errno (e.g. -EPIPE when
  * the peer is gone, -EAGAIN when SO_SNDTIMEO expired). The caller keeps its fd. */

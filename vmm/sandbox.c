@@ -99,25 +99,28 @@ static const unsigned long io_ioctls[] = {
  * the burst, and rewrites its status file under its runtime folder (opened by path: the
  * broker never reads a path from a client). syslog reconnects to /dev/log on demand. */
 static const int broker_syscalls[] = {
-    SCMP_SYS(poll),       /* the listening socket and every client */
-    SCMP_SYS(ppoll),      /* the same, as some C libraries make it */
-    SCMP_SYS(accept4),    /* a client */
-    SCMP_SYS(getsockopt), /* its SO_PEERCRED */
-    SCMP_SYS(setsockopt), /* its SO_SNDTIMEO */
-    SCMP_SYS(eventfd2),   /* its eventfds */
-    SCMP_SYS(sendmsg),    /* the protocol's messages, with SCM_RIGHTS */
-    SCMP_SYS(recvfrom),   /* a client's EOF */
-    SCMP_SYS(read),       /* NAME.group, when a joiner asks */
-    SCMP_SYS(openat),     /* NAME.group.tmp, NAME.lock */
-    SCMP_SYS(rename),     /* NAME.group.tmp to NAME.group */
-    SCMP_SYS(unlink),     /* the files, at the end */
-    SCMP_SYS(flock),      /* NAME.lock around teardown */
-    SCMP_SYS(fstat),      /* lock_take's inode check */
-    SCMP_SYS(newfstatat), /* the same, as newer C libraries make it */
-    SCMP_SYS(stat),       /* the same, by path */
-    SCMP_SYS(geteuid),    /* peer credential check, status file */
-    SCMP_SYS(connect),    /* syslog's /dev/log */
-    SCMP_SYS(sendto),     /* syslog's messages */
+    SCMP_SYS(poll),         /* the listening socket and every client */
+    SCMP_SYS(ppoll),        /* the same, as some C libraries make it */
+    SCMP_SYS(accept4),      /* a client */
+    SCMP_SYS(getsockopt),   /* its SO_PEERCRED */
+    SCMP_SYS(setsockopt),   /* its SO_SNDTIMEO */
+    SCMP_SYS(eventfd2),     /* its eventfds */
+    SCMP_SYS(sendmsg),      /* the protocol's messages, with SCM_RIGHTS */
+    SCMP_SYS(recvfrom),     /* a client's EOF, or its port I/O channel request */
+    SCMP_SYS(read),         /* NAME.group, when a joiner asks */
+    SCMP_SYS(openat),       /* NAME.group.tmp, NAME.lock */
+    SCMP_SYS(rename),       /* NAME.group.tmp to NAME.group */
+    SCMP_SYS(unlink),       /* the files, at the end */
+    SCMP_SYS(flock),        /* NAME.lock around teardown */
+    SCMP_SYS(fstat),        /* lock_take's inode check */
+    SCMP_SYS(newfstatat),   /* the same, as newer C libraries make it */
+    SCMP_SYS(stat),         /* the same, by path */
+    SCMP_SYS(geteuid),      /* peer credential check, status file */
+    SCMP_SYS(connect),      /* syslog's /dev/log */
+    SCMP_SYS(sendto),       /* syslog's messages */
+    SCMP_SYS(memfd_create), /* the port I/O channel's memory, on the first request */
+    SCMP_SYS(ftruncate),    /* ... sized */
+    SCMP_SYS(fcntl),        /* ... and sealed */
 };
 
 struct sandbox_policy {

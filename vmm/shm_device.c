@@ -189,6 +189,15 @@ int shm_device_create(struct shm_device *shm, struct vm *vm, const struct shm_sp
         log_error("--shm=%s: setting peer ID %u: %s", spec->name, shm->group.id, strerror(-ret));
         return EXIT_HOST_ERROR;
     }
+    if (shm->group.portio_mem) {
+        ret = portio_init(&shm->portio, &vm->pci, shm->group.portio_mem, shm->group.id);
+        if (ret) {
+            log_error("--shm=%s: adding the port I/O channel to the PCI bus: %s", spec->name,
+                      strerror(-ret));
+            return EXIT_HOST_ERROR;
+        }
+        shm->portio_ready = true;
+    }
     ret = shm_group_start(&shm->group, &shm_group_events, shm);
     if (ret) {
         log_error("--shm=%s: following the group's peers: %s", spec->name, strerror(-ret));
@@ -204,6 +213,10 @@ void shm_device_destroy(struct shm_device *shm)
 {
     /* The group's thread calls into the device: stop it first. */
     shm_group_leave(&shm->group);
+    if (shm->portio_ready) {
+        portio_destroy(&shm->portio);
+        shm->portio_ready = false;
+    }
     if (shm->ivshmem_ready) {
         ivshmem_destroy(&shm->ivshmem);
         shm->ivshmem_ready = false;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "devices/ivshmem.h"
+#include "devices/portio.h"
 #include "vmm/shm_group.h"
 
 struct vm;
@@ -17,6 +18,8 @@ struct shm_device {
     struct shm_group group;
     struct ivshmem ivshmem;
     bool ivshmem_ready;
+    struct portio portio; /* with portio=on: the port I/O channel's PCI function */
+    bool portio_ready;
     int vector_gsi[IVSHMEM_MAX_VECTORS]; /* 0: no GSI allocated yet */
     bool irqfd_attached[IVSHMEM_MAX_VECTORS];
 };

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/portio_channel.h"
 #include "vmm/cli.h"
 #include "vmm/ivshmem_protocol.h"
 #include "vmm/log.h"
@@ -75,7 +76,7 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
     if (!shm_name_valid(spec->name))
         return spec_check(spec, why, why_len);
 
-    bool have_size = false, have_vectors = false;
+    bool have_size = false, have_vectors = false, have_portio = false;
     const char *item = text + name_len;
     while (*item == ',') {
         item++;
@@ -95,7 +96,8 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
 
         char *value = strchr(buf, '=');
         if (!value) {
-            reason_set(why, why_len, "'%s' is not KEY=VALUE (known keys: size, vectors)", buf);
+            reason_set(why, why_len, "'%s' is not KEY=VALUE (known keys: size, vectors, portio)",
+                       buf);
             return -EINVAL;
         }
         *value++ = '\0';
@@ -136,8 +138,19 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
                 return -EINVAL;
             }
             spec->vectors = (unsigned int)n;
+        } else if (strcmp(buf, "portio") == 0) {
+            if (have_portio) {
+                reason_set(why, why_len, "portio is given twice");
+                return -EINVAL;
+            }
+            have_portio = true;
+            if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+                reason_set(why, why_len, "portio '%s': expected on or off", value);
+                return -EINVAL;
+            }
+            spec->portio = strcmp(value, "on") == 0;
         } else {
-            reason_set(why, why_len, "unknown key '%s' (known keys: size, vectors)", buf);
+            reason_set(why, why_len, "unknown key '%s' (known keys: size, vectors, portio)", buf);
             return -EINVAL;
         }
     }
@@ -162,6 +175,7 @@ static void group_reset(struct shm_group *g)
 {
     memset(g, 0, sizeof(*g));
     g->mem_fd = -1;
+    g->portio_fd = -1;
     g->sock = -1;
     g->stop_fd = -1;
     for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
@@ -179,6 +193,10 @@ static void group_release(struct shm_group *g)
         munmap(g->mem, g->mem_size);
     if (g->mem_fd >= 0)
         close(g->mem_fd);
+    if (g->portio_mem)
+        munmap(g->portio_mem, PORTIO_CHANNEL_SIZE);
+    if (g->portio_fd >= 0)
+        close(g->portio_fd);
     for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
         if (g->own_fds[v] >= 0)
             close(g->own_fds[v]);
@@ -212,6 +230,40 @@ static int burst_recv(struct shm_group *g, const char *expected, int64_t *value,
         reason_set(why, why_len, "recvmsg from the broker of group '%s' (%s): %s", g->spec.name,
                    expected, strerror(-ret));
     return ret;
+}
+
+/* Another peer's eventfd (fd >= 0) or departure (fd < 0), during the initial burst. */
+static int burst_peer_message(struct shm_group *g, unsigned int id, int fd, char *why,
+                              size_t why_len)
+{
+    struct shm_group_peer *p = &g->peers[id];
+    if (fd < 0) {
+        peer_close(p); /* left while we were being told about it */
+        return 0;
+    }
+    if (p->nfds == g->vectors) {
+        close(fd);
+        reason_set(why, why_len,
+                   "the broker of group '%s' sent more than %u eventfds for peer "
+                   "%u: is the group's vectors setting %u?",
+                   g->spec.name, g->vectors, id, g->vectors);
+        return -EPROTO;
+    }
+    p->fds[p->nfds++] = fd;
+    p->present = true;
+    return 0;
+}
+
+static int burst_peers_complete(struct shm_group *g, char *why, size_t why_len)
+{
+    for (unsigned int id = 0; id < SHM_MAX_PEERS; id++) {
+        if (g->peers[id].present && g->peers[id].nfds != g->vectors) {
+            reason_set(why, why_len, "the broker of group '%s' sent %u of peer %u's %u eventfds",
+                       g->spec.name, g->peers[id].nfds, id, g->vectors);
+            return -EPROTO;
+        }
+    }
+    return 0;
 }
 
 static int burst_read(struct shm_group *g, char *why, size_t why_len)
@@ -272,32 +324,81 @@ static int burst_read(struct shm_group *g, char *why, size_t why_len)
             return -EPROTO;
         }
         unsigned int id = (unsigned int)value;
-        struct shm_group_peer *p = &g->peers[id];
-        if (fd < 0) {
-            peer_close(p); /* left while we were being told about it */
-            continue;
-        }
-        if (id == g->id) {
+        if (id == g->id && fd >= 0) {
             g->own_fds[own++] = fd;
             continue;
         }
-        if (p->nfds == g->vectors) {
-            close(fd);
-            reason_set(why, why_len,
-                       "the broker of group '%s' sent more than %u eventfds for peer "
-                       "%u: is the group's vectors setting %u?",
-                       g->spec.name, g->vectors, id, g->vectors);
-            return -EPROTO;
-        }
-        p->fds[p->nfds++] = fd;
-        p->present = true;
+        ret = burst_peer_message(g, id, fd, why, why_len);
+        if (ret < 0)
+            return ret;
     }
-    for (unsigned int id = 0; id < SHM_MAX_PEERS; id++) {
-        if (g->peers[id].present && g->peers[id].nfds != g->vectors) {
-            reason_set(why, why_len, "the broker of group '%s' sent %u of peer %u's %u eventfds",
-                       g->spec.name, g->peers[id].nfds, id, g->vectors);
+    return burst_peers_complete(g, why, why_len);
+}
+
+/* The channel memfd, after the burst; other peers' joins and departures may come first. */
+static int portio_reply_read(struct shm_group *g, char *why, size_t why_len)
+{
+    for (;;) {
+        int64_t value;
+        int fd;
+        int ret = burst_recv(g, "the port I/O channel", &value, &fd, why, why_len);
+        if (ret < 0)
+            return ret;
+        if (value == IVPROTO_PORTIO_ID) {
+            if (fd < 0) {
+                reason_set(why, why_len, "the broker of group '%s' has no port I/O channel",
+                           g->spec.name);
+                return -ENODEV;
+            }
+            g->portio_fd = fd;
+            return burst_peers_complete(g, why, why_len);
+        }
+        if (value < 0 || value >= SHM_MAX_PEERS || (unsigned int)value == g->id) {
+            if (fd >= 0)
+                close(fd);
+            reason_set(why, why_len,
+                       "the broker of group '%s' sent %" PRId64 " instead of the port I/O channel",
+                       g->spec.name, value);
             return -EPROTO;
         }
+        ret = burst_peer_message(g, (unsigned int)value, fd, why, why_len);
+        if (ret < 0)
+            return ret;
+    }
+}
+
+static int portio_map(struct shm_group *g, char *why, size_t why_len)
+{
+    struct stat st;
+    int seals = fcntl(g->portio_fd, F_GET_SEALS);
+    if (seals < 0 || fstat(g->portio_fd, &st) < 0) {
+        int err = errno;
+        reason_set(why, why_len, "fcntl F_GET_SEALS / fstat of the port I/O memfd: %s",
+                   strerror(err));
+        return -err;
+    }
+    if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
+        (uint64_t)st.st_size != PORTIO_CHANNEL_SIZE) {
+        reason_set(why, why_len,
+                   "the port I/O channel of group '%s' is %llu bytes with seals 0x%x, "
+                   "expected %llu bytes sealed against resizing",
+                   g->spec.name, (unsigned long long)st.st_size, (unsigned int)seals,
+                   (unsigned long long)PORTIO_CHANNEL_SIZE);
+        return -EPROTO;
+    }
+    void *mem =
+        mmap(NULL, PORTIO_CHANNEL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, g->portio_fd, 0);
+    if (mem == MAP_FAILED) {
+        int err = errno;
+        reason_set(why, why_len, "mmap %llu bytes MAP_SHARED port I/O memfd: %s",
+                   (unsigned long long)PORTIO_CHANNEL_SIZE, strerror(err));
+        return -err;
+    }
+    g->portio_mem = mem;
+    if (!portio_channel_valid(mem)) {
+        reason_set(why, why_len, "the port I/O channel of group '%s' has an unknown layout",
+                   g->spec.name);
+        return -EPROTO;
     }
     return 0;
 }
@@ -346,8 +447,21 @@ static int memory_map(struct shm_group *g, char *why, size_t why_len)
 /* What joining does once g->sock is connected to the broker. */
 static int join_on_socket(struct shm_group *g, char *why, size_t why_len)
 {
-    int ret = burst_read(g, why, why_len);
+    int ret;
+    if (g->spec.portio) {
+        /* Sent before the burst is read; the broker answers after it (ivshmem_protocol.h). */
+        ret = ivproto_send(g->sock, IVPROTO_PORTIO_REQUEST, -1);
+        if (ret < 0) {
+            reason_set(why, why_len, "asking the broker of group '%s' for the port I/O channel: %s",
+                       g->spec.name, strerror(-ret));
+            return ret;
+        }
+    }
+    ret = burst_read(g, why, why_len);
     if (ret < 0)
+        return ret;
+    if (g->spec.portio &&
+        ((ret = portio_reply_read(g, why, why_len)) < 0 || (ret = portio_map(g, why, why_len)) < 0))
         return ret;
     ret = memory_map(g, why, why_len);
     if (ret < 0)

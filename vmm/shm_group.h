@@ -34,10 +34,12 @@ struct shm_spec {
     uint64_t size;        /* a power of two, SHM_MIN_SIZE..SHM_MAX_SIZE */
     unsigned int vectors; /* 0..SHM_MAX_VECTORS; 0: memory only */
     bool sandbox;         /* a broker this join starts sandboxes itself (default true) */
+    bool portio;          /* portio=on: also join the group's port I/O channel */
 };
 
-/* Parses "NAME[,size=SIZE][,vectors=N]" (keys in any order, each at most once; SIZE as
- * for --mem: 4096, 64K, 4M, 1G...). Defaults: SHM_DEFAULT_SIZE, SHM_DEFAULT_VECTORS.
+/* Parses "NAME[,size=SIZE][,vectors=N][,portio=on|off]" (keys in any order, each at most
+ * once; SIZE as for --mem: 4096, 64K, 4M, 1G...). Defaults: SHM_DEFAULT_SIZE,
+ * SHM_DEFAULT_VECTORS, portio off.
  * Returns 0, or -EINVAL with a sentence in why that names the mistake (the caller adds
  * "--shm '...': " in front). */
 int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t why_len);
@@ -71,6 +73,10 @@ struct shm_group {
     void *mem;         /* MAP_SHARED mapping of the whole memory */
     uint64_t mem_size; /* == spec.size */
     int mem_fd;        /* the sealed memfd behind mem */
+    /* With spec.portio: the port I/O channel (devices/portio_channel.h), PORTIO_CHANNEL_SIZE
+     * bytes mapped shared, from the broker's extension (vmm/ivshmem_protocol.h). */
+    void *portio_mem;
+    int portio_fd;
     unsigned int vectors;
     int own_fds[SHM_MAX_VECTORS]; /* own_fds[v] signals us on vector v (for KVM_IRQFD);
                                      -1 once shm_group_take_own_fds() moved them out */

@@ -319,6 +319,28 @@ static void test_help(void **state)
     }
 }
 
+static void test_shm_portio(void **state)
+{
+    (void)state;
+    char *on[] = {"minivmm", "--shm=a,portio=on", "-s", "b,vectors=0", NULL};
+    struct parse p;
+    parse_run(&p, ARGC(on), on);
+    assert_int_equal(p.result, CLI_RUN);
+    assert_int_equal(p.config.shm_count, 2);
+    assert_true(p.config.shm[0].portio);
+    assert_false(p.config.shm[1].portio);
+    parse_done(&p);
+
+    char *bad[] = {"minivmm", "--shm=a,portio=maybe", NULL};
+    expect_error(ARGC(bad), bad, "--shm 'a,portio=maybe'", "on or off");
+
+    char *help[] = {"minivmm", "--help", NULL};
+    parse_run(&p, ARGC(help), help);
+    assert_contains(p.out.text, "portio=on");
+    assert_contains(p.out.text, "1af4:10f0");
+    parse_done(&p);
+}
+
 static void test_version(void **state)
 {
     (void)state;
@@ -415,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_missing_value),
         cmocka_unit_test(test_stray_argument),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_shm_portio), /* the --shm key of the port I/O channel */
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_parse_twice),
     };

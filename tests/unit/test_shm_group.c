@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "devices/portio_channel.h"
 #include "tests/unit/support/ivshmem_client.h"
 #include "tests/unit/support/text.h"
 #include "vmm/shm_group.h"
@@ -138,6 +139,25 @@ static void worker_do(struct worker_state *s, char *line, char *reply, size_t le
     } else if (strcmp(line, "leave") == 0) {
         shm_group_leave(&s->g);
         snprintf(reply, len, "ok");
+    } else if (strcmp(line, "portio") == 0) {
+        /* The peers present in the port I/O channel, as the broker marked them. */
+        if (!s->g.portio_mem) {
+            snprintf(reply, len, "ok none");
+            return;
+        }
+        int n = snprintf(reply, len, "ok [");
+        for (unsigned int id = 0; id < SHM_MAX_PEERS; id++)
+            if (portio_channel_generation(s->g.portio_mem, id) & 1)
+                n += snprintf(reply + n, len - (size_t)n, " %u", id);
+        snprintf(reply + n, len - (size_t)n, " ]");
+    } else if (sscanf(line, "psend %u %399s", &a, arg) == 2) {
+        struct portio_ring *ring = portio_channel_ring(s->g.portio_mem, s->g.id, a);
+        snprintf(reply, len,
+                 portio_ring_write(ring, arg, (uint32_t)strlen(arg)) ? "ok" : "err full");
+    } else if (sscanf(line, "precv %u %u", &a, &b) == 2 && b < sizeof(arg)) {
+        struct portio_ring *ring = portio_channel_ring(s->g.portio_mem, a, s->g.id);
+        memset(arg, 0, sizeof(arg));
+        snprintf(reply, len, portio_ring_read(ring, arg, b) ? "ok %s" : "err empty", arg);
     } else if (strcmp(line, "pid") == 0) {
         snprintf(reply, len, "ok %d", (int)getpid());
     } else {
@@ -381,6 +401,12 @@ static void test_spec_parse_good(void **state)
     assert_int_equal(spec.size, SHM_MIN_SIZE);
     assert_int_equal(shm_spec_parse("x,size=1MiB", &spec, why, sizeof(why)), 0);
     assert_int_equal(spec.size, 1 << 20);
+    assert_false(spec.portio);
+    assert_int_equal(shm_spec_parse("x,portio=on,vectors=0", &spec, why, sizeof(why)), 0);
+    assert_true(spec.portio);
+    assert_int_equal(spec.vectors, 0);
+    assert_int_equal(shm_spec_parse("x,portio=off", &spec, why, sizeof(why)), 0);
+    assert_false(spec.portio);
 
     char name[SHM_NAME_MAX + 1];
     memset(name, 'n', SHM_NAME_MAX);
@@ -420,6 +446,8 @@ static void test_spec_parse_bad(void **state)
         {"x,", "empty item"},
         {"x,size=4M,size=8M", "size is given twice"},
         {"x,vectors=1,vectors=1", "vectors is given twice"},
+        {"x,portio=yes", "expected on or off"},
+        {"x,portio=on,portio=off", "portio is given twice"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct shm_spec spec;
@@ -735,6 +763,64 @@ static void test_broker_lost(void **state)
     assert_string_equal(worker_cmd(a, "leave"), "ok");
 }
 
+/* Waits up to 5 s for a worker's "portio" reply to be expected. */
+static void worker_wait_portio(struct worker *w, const char *expected)
+{
+    for (int i = 0; i < 500; i++) {
+        if (strcmp(worker_cmd(w, "portio"), expected) == 0)
+            return;
+        usleep(10000);
+    }
+    fail_msg("portio presence never became '%s' (last '%s')", expected, worker_cmd(w, "portio"));
+}
+
+static void test_portio_channel_presence_and_rings(void **state)
+{
+    struct fixture *f = *state;
+    struct worker *a = &f->workers[0], *b = &f->workers[1], *c = &f->workers[2];
+    struct worker *d = &f->workers[3];
+    struct join_result ra, rb, rc, rd;
+    worker_start(a);
+    worker_start(b);
+    worker_start(c);
+    worker_start(d);
+
+    worker_join(f, a, "pio,size=4K,vectors=1,portio=on", &ra);
+    assert_string_equal(worker_cmd(a, "start"), "ok");
+    assert_string_equal(worker_cmd(a, "portio"), "ok [ 0 ]");
+    worker_join(f, b, "pio,size=4K,vectors=1,portio=on", &rb);
+    assert_int_equal(rb.id, 1);
+    assert_string_equal(worker_cmd(b, "start"), "ok");
+    assert_string_equal(worker_cmd(a, "portio"), "ok [ 0 1 ]");
+    /* A client that does not ask (QEMU never does) gets the plain protocol and no channel,
+     * and is no channel peer. */
+    worker_join(f, c, "pio,size=4K,vectors=1", &rc);
+    assert_int_equal(rc.id, 2);
+    assert_string_equal(rc.peers, "[ 0 1 ]");
+    assert_string_equal(worker_cmd(c, "portio"), "ok none");
+    assert_string_equal(worker_cmd(b, "portio"), "ok [ 0 1 ]");
+
+    /* One memory: what A puts in the ring to 1, B takes out of the ring from 0. */
+    assert_string_equal(worker_cmd(a, "psend 1 hello-B"), "ok");
+    assert_string_equal(worker_cmd(b, "precv 0 7"), "ok hello-B");
+    assert_string_equal(worker_cmd(b, "precv 0 1"), "err empty");
+
+    /* B dies without a word: the broker marks it absent for A at once. */
+    worker_kill(b);
+    worker_wait_portio(a, "ok [ 0 ]");
+    worker_wait_event(a, "L1");
+    /* A newcomer with the channel takes the free ID 1 and is present again. */
+    worker_join(f, d, "pio,size=4K,vectors=1,portio=on", &rd);
+    assert_int_equal(rd.id, 1);
+    assert_string_equal(worker_cmd(a, "portio"), "ok [ 0 1 ]");
+    assert_string_equal(worker_cmd(d, "portio"), "ok [ 0 1 ]");
+
+    worker_kill(a);
+    worker_kill(c);
+    worker_kill(d);
+    expect_group_gone(f, ra.broker, "pio");
+}
+
 static void test_in_process_join_leaves_no_fd(void **state)
 {
     struct fixture *f = *state;
@@ -852,6 +938,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memory_only_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_process_join_leaves_no_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_portio_channel_presence_and_rings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
