@@ -62,7 +62,7 @@ collect_csv_block() { # log name vmm peer_vmm summary samples
         {
             ok = NF == 8
             for (i = 1; ok && i <= NF; i++) ok = $i ~ /^[A-Za-z0-9_.+-]+$/
-            if (!ok) { bad++; next }
+            if (!ok) { bad++; print "left out: " $0 >"/dev/stderr"; next }
             $2 = vmm; $3 = peer
             if ($6 == "rtt_sample_us") print >>samples; else print >>summary
             rows++
