@@ -316,6 +316,10 @@ def render(rows, bad, env, csv_names, out_dir):
            "the CSV files listed at the end. MB/s is 10^6 bytes per second.", ""]
     if env.get("note"):
         md += [f"> {env['note']}", ""]
+    if env.get("vm_environment") == "emulated-host":
+        md += ["> The VMs ran in the emulated KVM host (nested KVM under QEMU's TCG emulator): "
+               "absolute times are an emulator's and compare only with each other, within "
+               "this run; the host limits measured there are the ones the goals use.", ""]
 
     md += ["## Machine and environment", ""]
     md += [md_table(["", ""], [[k, v.replace("|", "/")] for k, v in env.items() if k != "note"])
