@@ -49,7 +49,7 @@ guest_run_list() { # pause command...
 # "--- NAME csv begin ---" and "--- NAME csv end ---" (ivc-bench, shm-pingpong --csv)
 # into SUMMARY, and its rtt_sample_us rows into SAMPLES. The guest cannot know which VMM
 # runs it, so the vmm and peer_vmm columns are set here. Header lines are dropped; a row
-# without exactly 8 cells, or with a cell holding anything but [A-Za-z0-9_.+-], is counted
+# without exactly 8 cells, or with a cell holding anything but [A-Za-z0-9_.+/%-], is counted
 # and left out. Prints "ROWS BAD"; returns 1 when there was no complete block.
 collect_csv_block() { # log name vmm peer_vmm summary samples
     local result
@@ -61,7 +61,7 @@ collect_csv_block() { # log name vmm peer_vmm summary samples
         $0 == header { next }
         {
             ok = NF == 8
-            for (i = 1; ok && i <= NF; i++) ok = $i ~ /^[A-Za-z0-9_.+-]+$/
+            for (i = 1; ok && i <= NF; i++) ok = $i ~ /^[A-Za-z0-9_.+%\/-]+$/
             if (!ok) { bad++; print "left out: " $0 >"/dev/stderr"; next }
             $2 = vmm; $3 = peer
             if ($6 == "rtt_sample_us") print >>samples; else print >>summary
