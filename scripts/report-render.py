@@ -418,7 +418,8 @@ def main():
         print(f"report-render: {e}", file=sys.stderr)
         return 1
     os.makedirs(args.out, exist_ok=True)
-    render(rows, bad, env, [os.path.basename(p) for p in args.csv], args.out)
+    # gnuplot runs in a temporary folder: the plots' paths must not be relative.
+    render(rows, bad, env, [os.path.basename(p) for p in args.csv], os.path.abspath(args.out))
     print(f"report-render: wrote {os.path.join(args.out, 'report.md')} from {len(rows)} rows")
     return 0
 
