@@ -180,7 +180,8 @@ static int write_samples(const struct options *opt, const double *rtt_us, long c
         fprintf(stderr, "host-limits: fopen %s: %s\n", opt->samples_path, strerror(errno));
         return -1;
     }
-    if (ftell(out) == 0)
+    /* Append mode reports position 0 until the first write: ask for the end. */
+    if (fseek(out, 0, SEEK_END) == 0 && ftell(out) == 0)
         fputs(CSV_HEADER, out);
     for (long i = 0; i < count; i++)
         fprintf(out, "host,%s,%s,round_trip,8,rtt_sample_us,%.3f,us\n", opt->env, opt->env,
