@@ -9,10 +9,14 @@
  * answers, then lets the extra rings drain before it measures. The ponger answers vector
  * 0 until the pinger rings vector 1 (stop), so it needs no count of its own.
  *
- * Usage: shm-pingpong ping|pong [--count N] [--peer ID] [--timeout S] [--device PATH]
+ * Usage: shm-pingpong ping|pong [--count N] [--peer ID] [--timeout S] [--device PATH] [--csv]
  * The peer defaults to the other present ID (minivmm's presence extension); QEMU's
  * device has no presence bitmap, so give --peer there. Prints p50/p99/min/max in
- * microseconds and "shm-pingpong: OK"; exit 0 only on success. */
+ * microseconds and "shm-pingpong: OK"; exit 0 only on success. With --csv the pinger also
+ * prints the benchmarks' CSV rows (p50, p99, round trips per second, and every round trip
+ * as an rtt_sample_us row) between "--- shm-pingpong csv begin ---" and "--- shm-pingpong
+ * csv end ---" lines; the guest cannot tell which VMM runs it, so the vmm columns say
+ * "guest" and the host-side collector fills them in. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -122,6 +126,20 @@ static int find_peer(int fd, int timeout_s, uint32_t *peer)
     return -1;
 }
 
+/* The benchmarks' CSV schema; rtt is sorted. */
+static void print_csv(const uint64_t *rtt, long count, uint64_t total_ns)
+{
+    const char *row = "shm-irq,guest,guest,round_trip,0";
+    printf("--- shm-pingpong csv begin ---\n");
+    printf("channel,vmm,peer_vmm,direction,size_bytes,metric,value,unit\n");
+    printf("%s,rtt_p50_us,%.2f,us\n", row, rtt[count / 2] / 1e3);
+    printf("%s,rtt_p99_us,%.2f,us\n", row, rtt[(count * 99) / 100] / 1e3);
+    printf("%s,msgs_per_s,%.0f,1/s\n", row, total_ns ? count * 1e9 / (double)total_ns : 0.0);
+    for (long i = 0; i < count; i++)
+        printf("%s,rtt_sample_us,%.2f,us\n", row, rtt[i] / 1e3);
+    printf("--- shm-pingpong csv end ---\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *device = "/dev/ivshmem0";
@@ -129,12 +147,17 @@ int main(int argc, char **argv)
     int timeout_s = 30;
     if (argc < 2 || (strcmp(argv[1], "ping") != 0 && strcmp(argv[1], "pong") != 0)) {
         fprintf(stderr, "usage: shm-pingpong ping|pong [--count N] [--peer ID] [--timeout S] "
-                        "[--device PATH]\n");
+                        "[--device PATH] [--csv]\n");
         return 2;
     }
-    bool pinger = strcmp(argv[1], "ping") == 0;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--count") == 0)
+    bool pinger = strcmp(argv[1], "ping") == 0, csv = false;
+    for (int i = 2; i < argc; i += 2) {
+        if (strcmp(argv[i], "--csv") == 0) {
+            csv = true;
+            i--; /* a flag without a value */
+        } else if (i + 1 == argc)
+            break;
+        else if (strcmp(argv[i], "--count") == 0)
             count = strtol(argv[i + 1], NULL, 0);
         else if (strcmp(argv[i], "--peer") == 0)
             peer_arg = strtol(argv[i + 1], NULL, 0);
@@ -202,7 +225,12 @@ int main(int argc, char **argv)
     }
     if (ring(fd, peer, STOP_VECTOR))
         return 1;
+    uint64_t total_ns = 0;
+    for (long i = 0; i < count; i++)
+        total_ns += rtt[i];
     qsort(rtt, (size_t)count, sizeof(*rtt), compare_u64);
+    if (csv)
+        print_csv(rtt, count, total_ns);
     printf("shm-pingpong: %ld doorbell round trips with peer %u: p50 %.1f us, p99 %.1f us, "
            "min %.1f us, max %.1f us\n",
            count, peer, rtt[count / 2] / 1e3, rtt[(count * 99) / 100] / 1e3, rtt[0] / 1e3,

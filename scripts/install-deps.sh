@@ -13,6 +13,7 @@ packages=(
     busybox-static cpio               # the guest initramfs
     linux-headers-amd64               # the guest kernel module (guest-kernel-module/)
     qemu-system-x86 seabios           # the emulated KVM host, and QEMU as a peer and baseline
+    gnuplot-nox                       # the performance report's plots (scripts/report.sh)
 )
 
 missing=()

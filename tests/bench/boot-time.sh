@@ -2,16 +2,18 @@
 # Boot-time benchmark: minivmm against qemu-system-x86_64 -enable-kvm, the same kernel,
 # initramfs and memory, five runs each, in one KVM environment (directly on VT-x/AMD-V,
 # else one emulated-host run for both, so the numbers are comparable with each other).
-# Prints medians and ratios; writes $MINIVMM_BUILD_DIR/bench/boot-time.json.
+# Prints medians and ratios; writes $MINIVMM_BUILD_DIR/bench/boot-time.json and the same
+# medians as CSV rows (tests/lib/bench-lib.sh) in boot-time.csv.
 #
 # Boot time: from starting the VMM to the guest's /init banner on the console (the first
 # userspace output). Overhead: the VMM's resident memory beyond the guest's RAM mapping,
 # read from /proc/PID/smaps while the guest idles after boot.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
+. "$MINIVMM_SOURCE_DIR/tests/lib/bench-lib.sh"
 require_guest_image
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 
-runs=${BOOT_BENCH_RUNS:-5}
+runs=${MINIVMM_BENCH_BOOT_RUNS:-${BOOT_BENCH_RUNS:-5}} # MINIVMM_* reach the emulated host
 mem_mb=256
 out_dir=$MINIVMM_BUILD_DIR/bench
 mkdir -p "$out_dir"
@@ -87,3 +89,11 @@ cat >"$json" <<JSON
 }
 JSON
 echo "wrote $json"
+
+csv=$out_dir/boot-time.csv
+csv_start "$csv"
+csv_row "$csv" boot minivmm none boot "$((mem_mb << 20))" boot_ms "$mb" ms
+csv_row "$csv" boot qemu none boot "$((mem_mb << 20))" boot_ms "$qb" ms
+csv_row "$csv" boot minivmm none memory "$((mem_mb << 20))" overhead_KiB "$mo" KiB
+csv_row "$csv" boot qemu none memory "$((mem_mb << 20))" overhead_KiB "$qo" KiB
+echo "wrote $csv"
