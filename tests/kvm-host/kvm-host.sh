@@ -13,7 +13,9 @@
 # MINIVMM_IN_KVM_HOST=1.
 #
 # Exit status: COMMAND's own; 124 when --timeout expired; 125 when the host VM failed
-# (no status came back: its console log is then printed and kept).
+# (no status came back: its console log is then printed and kept); 123 when it failed
+# because the host VM's own kernel crashed (an oops or panic in its log: nested SVM under
+# TCG is not flawless, see README.md), which callers may treat as the environment's fault.
 # stdout/stderr: COMMAND's, as they happen. When stdin is a terminal, COMMAND gets it as
 # its controlling terminal (stdout and stderr then share it; Ctrl-A x kills QEMU). When
 # stdin is not a terminal, QEMU never reads it, and COMMAND's stdin is empty.
@@ -325,4 +327,8 @@ elif ((qemu_rc == 124 || qemu_rc == 137)); then
     exit 124
 fi
 host_failed=1
+if grep -qE 'Kernel panic|BUG: |Oops: ' "$run/console.log" 2>/dev/null; then
+    printf 'minivmm: kvm-host: the emulated host'"'"'s own kernel crashed (not the command)\n' >&2
+    exit 123
+fi
 exit 125

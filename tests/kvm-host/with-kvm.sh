@@ -6,7 +6,8 @@
 # exactly one line on stderr saying which path it took and why; everything else on
 # stdout/stderr is COMMAND's.
 #
-# Exit status: COMMAND's; 124 when --timeout expired; 125 when the emulated host failed.
+# Exit status: COMMAND's; 124 when --timeout expired; 125 when the emulated host failed;
+# 123 when the emulated host's own kernel crashed (kvm-host.sh).
 # MINIVMM_KVM_PATH=direct|emulated forces a path (default: auto).
 set -euo pipefail
 

@@ -18,7 +18,8 @@ tiny_enter() {
         TINY_KVM_PATH=$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")
         if [ "$TINY_KVM_PATH" = none ] || [ "${MINIVMM_KVM_PATH:-}" = emulated ]; then
             echo "$test_name: no /dev/kvm here: running inside the emulated KVM host" >&2
-            exec "$WITH_KVM" --timeout "$timeout" -- "$0" "$@" </dev/null
+            run_with_kvm "$timeout" "$0" "$@"
+            exit
         fi
     fi
     case $TINY_KVM_PATH in
