@@ -420,14 +420,14 @@ static void print_results(const struct bench *b)
     printf("channel,vmm,peer_vmm,direction,size_bytes,metric,value,unit\n");
     for (int i = 0; i < b->n_rows; i++) {
         const struct row *r = &b->rows[i];
-        printf("%s,%s,%s,%s,%" PRIu64 ",%s,%.3f,%s\n", r->channel, b->vmm_name, b->peer_vmm,
+        printf("%s,%s,%s,%s,%" PRIu64 ",%s,%.6f,%s\n", r->channel, b->vmm_name, b->peer_vmm,
                r->direction, r->size, r->metric, r->value, r->unit);
     }
     printf("--- ivc-bench csv end ---\n");
     printf("%-9s %-6s %12s %-26s %14s %s\n", "channel", "dir", "bytes", "metric", "value", "unit");
     for (int i = 0; i < b->n_rows; i++) {
         const struct row *r = &b->rows[i];
-        printf("%-9s %-6s %12" PRIu64 " %-26s %14.3f %s\n", r->channel, r->direction, r->size,
+        printf("%-9s %-6s %12" PRIu64 " %-26s %14.6g %s\n", r->channel, r->direction, r->size,
                r->metric, r->value, r->unit);
     }
 }

@@ -134,7 +134,7 @@ struct ivc_stats {
     uint64_t notify_ns;   /* doorbell system calls (ioctl RING), IVC_SHM_IRQ only */
     uint64_t notifies;    /* doorbells rung */
     uint64_t wait_ns;     /* blocked waiting for the peer: poll()/read() or spinning */
-    uint64_t waits;       /* times a call had to wait */
+    uint64_t waits;       /* wait rounds: one sleep, or one short spin (shm-poll) */
     uint64_t presence_ns; /* reading who is present (BAR0 register or INFO ioctl) */
 };
 void ivc_chan_stats(const struct ivc_chan *chan, struct ivc_stats *stats);

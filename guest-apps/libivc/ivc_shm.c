@@ -423,34 +423,14 @@ static ssize_t shm_recv(struct ivc_chan *chan, void *buf, size_t size, int timeo
     return err ? err : len;
 }
 
-const struct ivc_backend_ops ivc_shm_poll_ops = {
-    .name = "shm-poll",
-    .ctx_open = shm_poll_ctx_open,
-    .ctx_close = shm_ctx_close,
-    .peers = shm_peers,
-    .chan_open = shm_chan_open,
-    .chan_close = shm_chan_close,
-    .max_msg = shm_max_msg,
-    .send = shm_send,
-    .recv = shm_recv,
-    .reserve = shm_reserve,
-    .commit = shm_commit,
-    .recv_ref = shm_recv_ref,
-    .release = shm_release,
-};
+/* The two differ only in how they open (map through sysfs or the driver). */
+#define SHM_OPS(backend_name, open_fn)                                                             \
+    {                                                                                              \
+        .name = backend_name, .ctx_open = open_fn, .ctx_close = shm_ctx_close, .peers = shm_peers, \
+        .chan_open = shm_chan_open, .chan_close = shm_chan_close, .max_msg = shm_max_msg,          \
+        .send = shm_send, .recv = shm_recv, .reserve = shm_reserve, .commit = shm_commit,          \
+        .recv_ref = shm_recv_ref, .release = shm_release,                                          \
+    }
 
-const struct ivc_backend_ops ivc_shm_irq_ops = {
-    .name = "shm-irq",
-    .ctx_open = shm_irq_ctx_open,
-    .ctx_close = shm_ctx_close,
-    .peers = shm_peers,
-    .chan_open = shm_chan_open,
-    .chan_close = shm_chan_close,
-    .max_msg = shm_max_msg,
-    .send = shm_send,
-    .recv = shm_recv,
-    .reserve = shm_reserve,
-    .commit = shm_commit,
-    .recv_ref = shm_recv_ref,
-    .release = shm_release,
-};
+const struct ivc_backend_ops ivc_shm_poll_ops = SHM_OPS("shm-poll", shm_poll_ctx_open);
+const struct ivc_backend_ops ivc_shm_irq_ops = SHM_OPS("shm-irq", shm_irq_ctx_open);
