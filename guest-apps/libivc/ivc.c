@@ -23,6 +23,9 @@ int ivc_ctx_open(struct ivc_ctx **ctx, const struct ivc_ctx_opts *opts)
     case IVC_SHM_IRQ:
         ops = &ivc_shm_irq_ops;
         break;
+    case IVC_SHM_MEMORY:
+        ops = &ivc_shm_memory_ops;
+        break;
     default: /* IVC_PORTIO: its device is not there yet */
         return -EOPNOTSUPP;
     }

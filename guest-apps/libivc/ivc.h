@@ -8,6 +8,9 @@
  *                 (/sys/bus/pci/devices/<BDF>/resource2); no driver; waiting spins.
  *   IVC_SHM_IRQ   the same memory through the ivshmem_guest driver (/dev/ivshmemN);
  *                 a side that waits sleeps in poll() and is woken by the peer's doorbell.
+ *   IVC_SHM_MEMORY  memory the caller maps and shares by other means (a memfd between two
+ *                 processes, an ivshmem-plain BAR2 it mapped itself); waiting spins, no
+ *                 presence, and own ID from ivc_ctx_opts.self_id. The unit tests use it.
  *   IVC_PORTIO    the port I/O channel device: coming (its device is being built); until
  *                 then ivc_ctx_open answers -EOPNOTSUPP. It will be one more backend file
  *                 behind the same calls (send and receive by copy; the zero-copy calls
@@ -67,6 +70,7 @@
 enum ivc_backend {
     IVC_SHM_POLL,
     IVC_SHM_IRQ,
+    IVC_SHM_MEMORY,
     IVC_PORTIO, /* coming: -EOPNOTSUPP for now */
 };
 
@@ -79,6 +83,8 @@ struct ivc_ctx_opts {
     unsigned peers;     /* layout size, 2..IVC_MAX_PEERS; 0 = IVC_DEFAULT_PEERS */
     int self_id;        /* own peer ID; -1 = IVPosition (ivshmem-plain reads 0 everywhere) */
     unsigned flags;     /* IVC_TIMING */
+    void *memory;       /* IVC_SHM_MEMORY: the shared memory (stays the caller's) */
+    size_t memory_size; /* IVC_SHM_MEMORY: its size */
 };
 
 struct ivc_ctx;
@@ -86,7 +92,8 @@ struct ivc_chan;
 
 /* Opens the device with the backend of opts (NULL: IVC_SHM_POLL, first device, defaults).
  * -ENODEV: no such device or no driver for IVC_SHM_IRQ; -ERANGE: own ID >= peers;
- * -ENOSPC: the memory is too small for `peers` peers. */
+ * -ENOSPC: the memory is too small for `peers` peers; -EINVAL: IVC_SHM_MEMORY without
+ * memory or self_id. */
 int ivc_ctx_open(struct ivc_ctx **ctx, const struct ivc_ctx_opts *opts);
 void ivc_ctx_close(struct ivc_ctx *ctx);
 

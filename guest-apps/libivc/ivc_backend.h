@@ -31,6 +31,7 @@ struct ivc_backend_ops {
 
 extern const struct ivc_backend_ops ivc_shm_poll_ops;
 extern const struct ivc_backend_ops ivc_shm_irq_ops;
+extern const struct ivc_backend_ops ivc_shm_memory_ops;
 
 struct ivc_ctx {
     const struct ivc_backend_ops *ops;

@@ -4,6 +4,8 @@
  * ivshmem_guest driver, sleeps in poll() on the device, and rings the peer's doorbell
  * (vector IVC_SHM_VECTOR) when the peer said it sleeps (ivc_pair_want).
  *
+ * IVC_SHM_MEMORY is shm-poll over memory the caller supplies (no device, no presence).
+ *
  * Presence: with minivmm's extension the present-peers bitmap is read (at most every
  * PRESENCE_PERIOD_MS while waiting; each read is a trapped BAR0 access or an ioctl), and
  * shm-irq asks the driver to raise IVC_SHM_PEER_VECTOR when peers change, so a sleeper
@@ -31,6 +33,7 @@
 
 struct shm_ctx {
     bool irq;
+    bool device; /* false: IVC_SHM_MEMORY, the memory is the caller's */
     struct ivshmem_dev dev;
     struct ivshmem_handle handle; /* registers: presence, doorbells, interrupts */
     bool has_presence;
@@ -74,6 +77,7 @@ static int shm_ctx_open_common(struct ivc_ctx *ctx, const struct ivc_ctx_opts *o
     if (!s)
         return -ENOMEM;
     s->irq = irq;
+    s->device = true;
     err = ivshmem_dev_find(opts->device, &s->dev, why, sizeof(why));
     if (err)
         goto free_ctx;
@@ -134,12 +138,39 @@ static int shm_irq_ctx_open(struct ivc_ctx *ctx, const struct ivc_ctx_opts *opts
     return shm_ctx_open_common(ctx, opts, true);
 }
 
+static int shm_memory_ctx_open(struct ivc_ctx *ctx, const struct ivc_ctx_opts *opts)
+{
+    struct shm_ctx *s;
+    int err;
+
+    if (!opts->memory || opts->self_id < 0)
+        return -EINVAL;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->handle.fd = -1;
+    s->shm = opts->memory;
+    s->shm_size = opts->memory_size;
+    err = ivc_layout_init(&s->layout, s->shm_size, opts->peers ? opts->peers : IVC_DEFAULT_PEERS);
+    if (!err && (unsigned)opts->self_id >= s->layout.peers)
+        err = -ERANGE;
+    if (err) {
+        free(s);
+        return err;
+    }
+    ctx->self = (unsigned)opts->self_id;
+    ctx->backend = s;
+    return 0;
+}
+
 static void shm_ctx_close(struct ivc_ctx *ctx)
 {
     struct shm_ctx *s = shm_of(ctx);
 
-    munmap(s->shm, s->shm_size);
-    ivshmem_handle_close(&s->handle);
+    if (s->device) {
+        munmap(s->shm, s->shm_size);
+        ivshmem_handle_close(&s->handle);
+    }
     free(s);
 }
 
@@ -434,3 +465,4 @@ static ssize_t shm_recv(struct ivc_chan *chan, void *buf, size_t size, int timeo
 
 const struct ivc_backend_ops ivc_shm_poll_ops = SHM_OPS("shm-poll", shm_poll_ctx_open);
 const struct ivc_backend_ops ivc_shm_irq_ops = SHM_OPS("shm-irq", shm_irq_ctx_open);
+const struct ivc_backend_ops ivc_shm_memory_ops = SHM_OPS("shm-memory", shm_memory_ctx_open);
