@@ -189,14 +189,13 @@ static int shm_peers(struct ivc_ctx *ctx, uint64_t *present)
 }
 
 /* -ECONNRESET once the peer's VM left the group (where that can be known). */
-static int check_presence(struct ivc_chan *chan, bool force)
+static int check_presence(struct ivc_chan *chan)
 {
     struct shm_ctx *s = shm_of(chan->ctx);
     struct shm_chan *c = chan_of(chan);
     uint64_t now = ivc_now_ns(), present;
 
-    if (!s->has_presence ||
-        (!force && now - c->presence_checked_ns < PRESENCE_PERIOD_MS * 1000000ull))
+    if (!s->has_presence || now - c->presence_checked_ns < PRESENCE_PERIOD_MS * 1000000ull)
         return 0;
     c->presence_checked_ns = now;
     int err = shm_peers(chan->ctx, &present);
@@ -275,7 +274,7 @@ static int shm_wait(struct ivc_chan *chan, bool want_space, int timeout_ms, uint
     err = ivc_pair_poll(&c->pair);
     if (err)
         return err;
-    err = check_presence(chan, false);
+    err = check_presence(chan);
     if (err)
         return err;
     uint64_t now = ivc_now_ns();
