@@ -34,7 +34,8 @@
  *   -EMSGSIZE    message longer than ivc_max_msg(), or longer than the receive buffer
  *                (the message then stays queued)
  *   -ECONNRESET  the peer closed the channel, left the group, or restarted; the channel is
- *                dead, close it (messages queued before are still received first)
+ *                dead, close it (after a close or a departure, the messages queued
+ *                before it are still received first; a restart discards them)
  *   -EPROTO      the shared memory holds something the protocol forbids (a length, index
  *                or offset out of range, a peer with another layout): the channel is dead
  *                and every later call on it says -EPROTO. Nothing outside the channel's
@@ -43,7 +44,8 @@
  *   -EINVAL, -ERANGE (a peer ID outside the layout), -ENODEV, -EOPNOTSUPP, -ENOMEM
  *
  * Peers that leave: on minivmm's device (presence extension in BAR0) a peer whose VM
- * leaves the group is seen within one wait and reported as -ECONNRESET. QEMU's
+ * leaves the group is seen after at most about 10 ms of waiting on the channel (a call
+ * that finds work to do does not look) and reported as -ECONNRESET. QEMU's
  * ivshmem-doorbell device tells nobody who is present: there a peer that vanishes is only
  * noticed when it comes back (it restarts its rings, -ECONNRESET) or by timeouts
  * (-ETIMEDOUT); ivc_ctx_peers() answers -EOPNOTSUPP.
