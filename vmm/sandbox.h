@@ -26,6 +26,6 @@ const char *sandbox_kind_name(enum sandbox_kind kind);
  * and the caller should stop. */
 int sandbox_enter(enum sandbox_kind kind, char *why, size_t why_len);
 
-/* The SIGSYS handler that reports a denied call (installed by sandbox_enter()); exposed
- * so tests can check the line. Async-signal-safe. */
+/* Formats the line the SIGSYS handler (installed by sandbox_enter()) writes for a denied
+ * call, as it does: async-signal-safe, truncated to len. Exposed for tests. */
 void sandbox_format_denial(char *line, size_t len, const char *thread, long syscall_nr);
