@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Port I/O channel benchmark: two minivmm VMs (--shm=NAME,portio=on), one sends and one
 # receives 4 KiB, 2 MiB and 1 GiB with single-byte in/out and with
-# rep insb/outsb (portio-xfer --io both); PORTIO_BENCH_SIZES overrides the list. In the
+# rep insb/outsb (portio-xfer --io both); MINIVMM_PORTIO_BENCH_SIZES overrides the list
+# (sizes joined by '+'; only MINIVMM_* variables reach the emulated host). In the
 # emulated KVM host the default list is 4K+256K: a single-byte exit of a VM nested in an
 # emulator costs a few hundred microseconds, so 2 MB takes minutes and 1 GB days. Where
 # guest user-mode port I/O faults, portio-xfer falls back to /dev/port (single bytes done
@@ -13,16 +14,19 @@
 # (for string I/O: what KVM hands over per rep insb/outsb exit), suffixed with _byte,
 # _string or _devport for the kind of I/O.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
+. "$MINIVMM_SOURCE_DIR/tests/lib/bench-lib.sh"
 require_guest_image
 run_self_with_kvm 1800 "$@"
 use_private_runtime_dir
 
 # '+' between sizes: minivmm.run splits its words on commas.
-if [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ]; then sizes=${PORTIO_BENCH_SIZES:-4K+256K}; else sizes=${PORTIO_BENCH_SIZES:-4K+2M+1G}; fi
-out_dir=$MINIVMM_BUILD_DIR/bench
-csv=$out_dir/portio.csv
+if [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ]; then
+    sizes=${MINIVMM_PORTIO_BENCH_SIZES:-4K+256K}
+else
+    sizes=${MINIVMM_PORTIO_BENCH_SIZES:-4K+2M+1G}
+fi
+csv=$BENCH_DIR/portio.csv
 logs=$(mktemp -d)
-mkdir -p "$out_dir"
 trap 'kill -9 $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 echo "portio benchmark: $(uname -r), $(nproc) CPUs, ${MINIVMM_IN_KVM_HOST:+emulated KVM host (absolute times are those of an emulator), }sizes $sizes"
 
@@ -42,7 +46,7 @@ expect_status 0 "$send_status" "sender"
 expect_status 0 "$recv_status" "receiver"
 grep -h "^portio-xfer" "$logs/send" "$logs/recv"
 
-echo "channel,vmm,peer_vmm,direction,size_bytes,metric,value,unit" >"$csv"
+csv_start "$csv"
 for direction in send recv; do
     grep -E "^portio-xfer: $direction [0-9]+ bytes .* ok" "$logs/$direction" | while read -r line; do
         size=$(sed -E 's/.* (send|recv) ([0-9]+) bytes.*/\2/' <<<"$line")
@@ -53,10 +57,11 @@ for direction in send recv; do
         epb=$(grep -oE '[0-9.]+ exits/byte' <<<"$line" | cut -d' ' -f1)
         cost=$(grep -oE '[0-9.]+ us/exit' <<<"$line" | cut -d' ' -f1)
         bpe=$(grep -oE '[0-9.]+ bytes/data-exit' <<<"$line" | cut -d' ' -f1)
-        echo "portio,minivmm,minivmm,$direction,$size,throughput_MBps_$kind,$mbps,MB/s" >>"$csv"
-        echo "portio,minivmm,minivmm,$direction,$size,exits_per_byte_$kind,$epb,exits/byte" >>"$csv"
-        echo "portio,minivmm,minivmm,$direction,$size,exit_cost_us_$kind,$cost,us" >>"$csv"
-        echo "portio,minivmm,minivmm,$direction,$size,bytes_per_data_exit_$kind,$bpe,bytes" >>"$csv"
+        row() { csv_row "$csv" portio minivmm minivmm "$direction" "$size" "$@"; }
+        row "throughput_MBps_$kind" "$mbps" MB/s
+        row "exits_per_byte_$kind" "$epb" exits/byte
+        row "exit_cost_us_$kind" "$cost" us
+        row "bytes_per_data_exit_$kind" "$bpe" bytes
     done
 done
 rows=$(($(wc -l <"$csv") - 1))
