@@ -10,6 +10,7 @@ run_self_with_kvm 600 "$@"
 use_private_runtime_dir
 
 logs=$(mktemp -d)
+watch_vm_logs "$logs"
 trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 sizes=(3 12345 4K 2M)
 bytes=(3 12345 4096 2097152)

@@ -11,6 +11,7 @@ use_private_runtime_dir
 
 SIZE=${MINIVMM_PORTIO_TEST_SIZE:-64K}
 logs=$(mktemp -d)
+watch_vm_logs "$logs"
 trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 xfer="portio-xfer,--io,byte,--timeout,120"
 "$MINIVMM" --shm=pio,vectors=0,portio=on \
@@ -25,7 +26,7 @@ reader=$!
 # Both ways with single-byte in/out (string I/O is covered by the unit tests down from the
 # exit dispatcher, and by the benchmark), verified in the guests; then the checksums must
 # cross-match.
-wait_for_text "$logs/a" "portio-xfer: starting send of 1073741824" 400 ||
+wait_for_text "$logs/a" "portio-xfer: starting send of 1073741824" 400 "$writer" "$reader" ||
     fail "the two-way transfers did not finish in the first VM"
 modes=$(grep -c "^portio-xfer: both .* ok" "$logs/a")
 deadline=$((SECONDS + 120))
@@ -57,4 +58,11 @@ grep -h '^portio-xfer' "$logs/a" "$logs/b" | sed 's/^/  /'
 expect_status 3 "$status" "writer's guest saw the reader go (portio-xfer exit 3)"
 expect_matches "$(cat "$logs/a")" "portio-xfer: peer 1 gone after [0-9]+ bytes sent" \
     "the writer reported the departure"
+if [ "$failures" -gt 0 ]; then
+    # What minivmm and the guests' init said (kernel lines start with '['): a VM that
+    # never reached its program shows why here.
+    for vm in a b; do
+        grep -v '^\[' "$logs/$vm" | grep -v '^portio-xfer' | tail -n 15 | sed "s/^/  [vm $vm] /"
+    done
+fi
 finish

@@ -10,6 +10,7 @@ run_self_with_kvm 900 "$@"
 use_private_runtime_dir
 
 logs=$(mktemp -d)
+watch_vm_logs "$logs"
 trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 
 field() { # pid-or-task-path key

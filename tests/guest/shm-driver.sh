@@ -16,6 +16,7 @@ run_self_with_kvm 900 "$@"
 use_private_runtime_dir
 
 logs=$(mktemp -d)
+watch_vm_logs "$logs"
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 
 qemu_vm() { # run-list, ivshmem QEMU options...: QEMU ends with 2 * status + 1

@@ -17,6 +17,7 @@ run_self_with_kvm 1200 "$@"
 use_private_runtime_dir
 
 logs=$(mktemp -d)
+watch_vm_logs "$logs"
 trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 initrd=$(initrd_with_folder "$MINIVMM_SOURCE_DIR/tests/guest/shm-faults")
 

@@ -8,6 +8,7 @@ run_self_with_kvm 900 "$@"
 use_private_runtime_dir
 
 logs=$(mktemp -d)
+watch_vm_logs "$logs"
 trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 "$MINIVMM" --shm=loss --append "minivmm.run=shm-peer-watch,--timeout,300" >"$logs/a" 2>&1 &
 survivor=$!
