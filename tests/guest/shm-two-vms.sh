@@ -5,8 +5,14 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 
-out=$(MINIVMM=$MINIVMM MINIVMM_DEMO_BYTES=4M run_with_kvm 900 "$MINIVMM_SOURCE_DIR/scripts/two-vms.sh" 2>&1)
+run_self_with_kvm 600 "$@"
+
+logs=$(mktemp -d)
+watch_vm_logs "$logs"
+trap 'rm -rf "$logs"' EXIT
+MINIVMM=$MINIVMM MINIVMM_DEMO_BYTES=4M "$MINIVMM_SOURCE_DIR/scripts/two-vms.sh" >"$logs/out" 2>&1
 status=$?
+out=$(cat "$logs/out")
 echo "$out"
 expect_status 0 "$status" "two-vms.sh"
 for vm in 0 1; do
