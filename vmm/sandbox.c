@@ -279,10 +279,12 @@ static int sandbox_add_rules(scmp_filter_ctx ctx, const struct sandbox_policy *p
     if (!ret)
         ret = rule_add(ctx, SCMP_SYS(mprotect), 1, &no_exec_prot, why, why_len);
     /* The SIGSYS handler names the thread; prctl can do nothing else. */
-    struct scmp_arg_cmp get_name = SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME);
+    /* Spelled out: libseccomp's SCMP_A0(EQ, x) leaves datum_b out, which clang's
+     * -Wmissing-field-initializers rejects under -Werror (the fuzz build). */
+    struct scmp_arg_cmp get_name = {.arg = 0, .op = SCMP_CMP_EQ, .datum_a = PR_GET_NAME};
     if (!ret)
         ret = rule_add(ctx, SCMP_SYS(prctl), 1, &get_name, why, why_len);
-    struct scmp_arg_cmp unix_domain = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+    struct scmp_arg_cmp unix_domain = {.arg = 0, .op = SCMP_CMP_EQ, .datum_a = AF_UNIX};
     if (!ret && policy->unix_sockets)
         ret = rule_add(ctx, SCMP_SYS(socket), 1, &unix_domain, why, why_len);
     return ret;

@@ -161,7 +161,8 @@ static void wait_lost(struct events *ev)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct shm_group_events callbacks = {on_joined, on_left, on_lost};
+    static const struct shm_group_events callbacks = {
+        .peer_joined = on_joined, .peer_left = on_left, .broker_lost = on_lost};
     static struct shm_group g;
     static struct events ev;
     struct fuzz_input in = fuzz_input_of(data, size);
