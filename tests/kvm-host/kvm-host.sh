@@ -75,7 +75,12 @@ initramfs=$state/initramfs-$release.cpio.gz
 
 # Modules to load, each with its parameters; modules.dep adds their dependencies
 # (irqbypass, ccp, kvm; virtio*, netfs, fscache, 9pnet).
-wanted_modules=("kvm-amd nested=1" "virtio_pci" "9pnet_virtio" "9p")
+# npt=0: kvm_amd shadows the guests' page tables instead of using the emulated CPU's nested
+# paging. With NPT, TCG's nested paging let guests triple-fault and the host kernel crash
+# whenever several VMs ran (guest.shm_faults failed 5 runs of 5, in CI and by hand); with
+# shadow paging it passed (278 s). MINIVMM_KVM_AMD_PARAMS adds or overrides parameters
+# (npt=1 to compare).
+wanted_modules=("kvm-amd nested=1 npt=0 ${MINIVMM_KVM_AMD_PARAMS:-}" "virtio_pci" "9pnet_virtio" "9p")
 
 # Writes load-order into DIR and copies the modules there: each module's dependencies
 # first, as modprobe would (modules.dep lists them deepest last).
