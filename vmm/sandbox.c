@@ -72,6 +72,8 @@ static const unsigned long vcpu_ioctls[] = {
     KVM_IRQFD,                  /* MSI-X vector unmasked or masked */
     KVM_SET_GSI_ROUTING,        /* MSI-X message written */
     KVM_SIGNAL_MSI,             /* a pending vector delivered on unmask */
+    KVM_GET_REGS,               /* the guest crashed: its registers go into the log */
+    KVM_GET_SREGS,
 };
 
 /* The main thread (waits for the stop eventfd and signals, then tears the VM down), the

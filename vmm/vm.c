@@ -371,6 +371,26 @@ int vm_load(struct vm *vm, const struct kernel_image *image, const uint8_t *init
     return vm_create_vcpus(vm);
 }
 
+/* One line with the registers that say where and how a guest died (a triple fault leaves
+ * nothing else): without it a crash report is only "the guest crashed". */
+static void vcpu_log_crash_state(const struct vcpu *vcpu)
+{
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0) {
+        log_error("KVM_GET_REGS vCPU %u: %s", vcpu->index, strerror(errno));
+        return;
+    }
+    if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0) {
+        log_error("KVM_GET_SREGS vCPU %u: %s", vcpu->index, strerror(errno));
+        return;
+    }
+    log_error("vCPU %u at the crash: rip %#llx rsp %#llx rflags %#llx cs %#x cr0 %#llx cr2 %#llx "
+              "cr3 %#llx cr4 %#llx efer %#llx idt %#llx/%#x",
+              vcpu->index, regs.rip, regs.rsp, regs.rflags, sregs.cs.selector, sregs.cr0, sregs.cr2,
+              sregs.cr3, sregs.cr4, sregs.efer, sregs.idt.base, sregs.idt.limit);
+}
+
 static void vcpu_kick_handler(int sig)
 {
     (void)sig; /* its only job is to interrupt KVM_RUN with EINTR */
@@ -415,6 +435,7 @@ static void *vcpu_thread(void *arg)
             char why[192];
             snprintf(why, sizeof(why), "vCPU %u: %s", vcpu->index, outcome.reason);
             log_error("%s", why);
+            vcpu_log_crash_state(vcpu);
             vm_request_stop(vm, EXIT_GUEST_CRASH, why);
         }
     }
