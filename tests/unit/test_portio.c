@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,36 +20,25 @@
 #include "devices/pci.h"
 #include "devices/portio.h"
 #include "devices/portio_channel.h"
+#include "support/portio_pair.h"
 #include "vmm/exit_dispatch.h"
-
-struct fixture {
-    void *channel;
-    struct portio a, b; /* peers 0 and 1 */
-};
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
+    struct portio_pair *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    /* Sparse like the memfd: only the rings a test touches get pages. */
-    f->channel = mmap(NULL, PORTIO_CHANNEL_SIZE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    assert_true(f->channel != MAP_FAILED);
-    portio_channel_format(f->channel);
-    portio_channel_set_present(f->channel, 0, 100, true);
-    portio_channel_set_present(f->channel, 1, 101, true);
-    assert_int_equal(portio_init(&f->a, NULL, f->channel, 0), 0);
-    assert_int_equal(portio_init(&f->b, NULL, f->channel, 1), 0);
+    void *channel = portio_pair_channel_map();
+    assert_non_null(channel);
+    assert_int_equal(portio_pair_init(f, channel, NULL, NULL), 0);
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    portio_destroy(&f->a);
-    portio_destroy(&f->b);
-    munmap(f->channel, PORTIO_CHANNEL_SIZE);
+    struct portio_pair *f = *state;
+    portio_pair_destroy(f);
+    portio_pair_channel_unmap(f->channel);
     free(f);
     return 0;
 }
@@ -91,7 +79,7 @@ static void ins(struct portio *dev, void *buf, uint32_t len)
     portio_string_io(dev, PORTIO_DATA, buf, 1, len, false);
 }
 
-static void connect_pair(struct fixture *f)
+static void connect_pair(struct portio_pair *f)
 {
     out32(&f->a, PORTIO_REG_PEER, 1);
     out32(&f->b, PORTIO_REG_PEER, 0);
@@ -109,7 +97,7 @@ static void fill(uint8_t *buf, size_t len, uint32_t seed)
 
 static void test_registers_after_reset(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     assert_int_equal(in32(&f->a, PORTIO_REG_ID), PORTIO_ID_VALUE);
     assert_int_equal(in32(&f->b, PORTIO_REG_OWN_ID), 1);
     assert_int_equal(in32(&f->a, PORTIO_REG_PEER), PORTIO_PEER_NONE);
@@ -135,7 +123,7 @@ static void test_registers_after_reset(void **state)
 
 static void test_bytes_arrive_in_order_at_every_width(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     out8(&f->a, PORTIO_DATA, 0x11);
     uint16_t w = 0x3322;
@@ -160,7 +148,7 @@ static void test_bytes_arrive_in_order_at_every_width(void **state)
 
 static void test_string_io_moves_a_page_in_one_call(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     uint8_t out[4096], in[4096];
     fill(out, sizeof(out), 1);
@@ -179,7 +167,7 @@ static void test_string_io_moves_a_page_in_one_call(void **state)
 
 static void test_wrap_around_many_times(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     /* 3001 is coprime with the ring size: chunks straddle the end at every offset. */
     static uint8_t out[3001], in[3001];
@@ -202,7 +190,7 @@ static void test_wrap_around_many_times(void **state)
 
 static void test_full_ring_refuses_whole_writes(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     static uint8_t big[PORTIO_RING_BYTES], back[PORTIO_RING_BYTES];
     fill(big, sizeof(big), 7);
@@ -230,7 +218,7 @@ static void test_full_ring_refuses_whole_writes(void **state)
 
 static void test_empty_or_short_reads_consume_nothing(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     assert_int_equal(in8(&f->b, PORTIO_DATA), 0xff); /* no partner selected */
     connect_pair(f);
     assert_int_equal(in32(&f->b, PORTIO_DATA), 0xffffffff);
@@ -254,7 +242,7 @@ static void test_empty_or_short_reads_consume_nothing(void **state)
 
 static void test_peer_loss_refuses_writes_and_keeps_delivered_data(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     out32(&f->b, PORTIO_DATA, 0x04030201); /* B delivers 4 bytes to A, then dies */
     out32(&f->a, PORTIO_DATA, 0xaabbccdd); /* which B never reads */
@@ -289,7 +277,7 @@ static void test_peer_loss_refuses_writes_and_keeps_delivered_data(void **state)
 
 static void test_partner_absent_at_selection_binds_on_arrival(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     out32(&f->a, PORTIO_REG_PEER, 5);
     uint32_t st = in32(&f->a, PORTIO_REG_STATUS);
     assert_int_equal(st, PORTIO_STATUS_PEER_SELECTED);
@@ -303,7 +291,7 @@ static void test_partner_absent_at_selection_binds_on_arrival(void **state)
 
 static void test_loopback_to_own_id(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     out32(&f->a, PORTIO_REG_PEER, 0);
     out32(&f->a, PORTIO_DATA, 0x12345678);
     assert_int_equal(in32(&f->a, PORTIO_DATA), 0x12345678);
@@ -311,7 +299,7 @@ static void test_loopback_to_own_id(void **state)
 
 static void test_bad_accesses_are_ignored_and_counted(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     portio_io(&f->a, PORTIO_DATA, junk, 3, true); /* no x86 in/out is 3 bytes */
@@ -349,7 +337,7 @@ static void test_bad_accesses_are_ignored_and_counted(void **state)
 
 static void test_byte_reads_of_a_register_see_one_value(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     static uint8_t data[0x1ff];
     outs(&f->a, data, 0xff);
@@ -370,7 +358,7 @@ static void test_byte_reads_of_a_register_see_one_value(void **state)
 
 static void test_corrupt_ring_counters_read_as_empty_and_full(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     /* A broken peer VMM writes nonsense into the ring from 1 to 0 and from 0 to 1. */
     atomic_store(&portio_channel_ring(f->channel, 1, 0)->head, 5ull << 40);
@@ -394,7 +382,7 @@ static int64_t now_ms(void)
 
 static void *late_writer(void *arg)
 {
-    struct fixture *f = arg;
+    struct portio_pair *f = arg;
     usleep(5000);
     out32(&f->b, PORTIO_DATA, 0xcafef00d);
     return NULL;
@@ -402,7 +390,7 @@ static void *late_writer(void *arg)
 
 static void test_wait_registers_sleep_and_wake(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     /* Nothing comes: the wait ends by itself, bounded. */
     int64_t start = now_ms();
@@ -452,7 +440,7 @@ static void *long_waiter(void *arg)
  * channel must end at once then, not at its timeout. */
 static void test_a_signal_ends_a_wait(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     struct sigaction sa = {.sa_handler = kick_handler}, old;
     sigemptyset(&sa.sa_mask);
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
@@ -472,7 +460,7 @@ static void test_a_signal_ends_a_wait(void **state)
 
 static void test_on_the_pci_bus_string_io_is_one_call(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     struct bus pio, mmio;
     struct pci_bus pci;
     struct portio dev;
@@ -538,7 +526,7 @@ static void test_on_the_pci_bus_string_io_is_one_call(void **state)
 
 static void test_init_rejects_bad_arguments(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     struct portio dev;
     assert_int_equal(portio_init(&dev, NULL, NULL, 0), -EINVAL);
     assert_int_equal(portio_init(&dev, NULL, f->channel, PORTIO_MAX_PEERS), -EINVAL);
