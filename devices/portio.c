@@ -171,10 +171,11 @@ static uint32_t register_value(struct portio *dev, unsigned int reg)
     }
 }
 
-static void registers_read(struct portio *dev, unsigned int offset, uint8_t *data, uint32_t size)
+static void registers_read(struct portio *dev, unsigned int offset, uint8_t *data, uint32_t size,
+                           bool may_wait)
 {
     /* A WAIT register sleeps before it is sampled, and only on a read of its byte 0. */
-    if ((offset == PORTIO_REG_WAIT_RX || offset == PORTIO_REG_WAIT_TX))
+    if (may_wait && (offset == PORTIO_REG_WAIT_RX || offset == PORTIO_REG_WAIT_TX))
         wait_for(dev, offset == PORTIO_REG_WAIT_RX);
     pthread_mutex_lock(&dev->lock);
     for (uint32_t i = 0; i < size; i++) {
@@ -293,7 +294,9 @@ void portio_string_io(void *owner, uint64_t offset, void *data, uint32_t size, u
                 pthread_mutex_unlock(&dev->lock);
             }
         } else if (size <= 4) {
-            registers_read(dev, (unsigned int)offset, element, size);
+            /* One wait per exit: a kick ends one sleep only, so waiting for every element
+             * of a rep ins would hold the vCPU count times PORTIO_WAIT_MAX_MS. */
+            registers_read(dev, (unsigned int)offset, element, size, i == 0);
         } else {
             memset(element, 0xff, size);
         }

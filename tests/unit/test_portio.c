@@ -456,6 +456,21 @@ static void test_a_signal_ends_a_wait(void **state)
     sigaction(SIGUSR1, &old, NULL);
 }
 
+/* Found by fuzz_portio: a rep ins on WAIT_RX slept for every element, so one exit held the
+ * vCPU up to count * PORTIO_WAIT_MAX_MS, and a kick ended only one of those sleeps. */
+static void test_rep_ins_on_a_wait_register_waits_once(void **state)
+{
+    struct portio_pair *f = *state;
+    connect_pair(f);
+    uint8_t avail[128];
+    memset(avail, 0xa5, sizeof(avail));
+    int64_t start = now_ms();
+    portio_string_io(&f->a, PORTIO_REG_WAIT_RX, avail, 1, sizeof(avail), false);
+    assert_true(now_ms() - start < 10 * PORTIO_WAIT_MAX_MS);
+    assert_int_equal(avail[0], 0);
+    assert_int_equal(avail[sizeof(avail) - 1], 0);
+}
+
 /* ---- through the PCI bus, as the VMM uses it ---- */
 
 static void test_on_the_pci_bus_string_io_is_one_call(void **state)
@@ -552,6 +567,7 @@ int main(void)
         T(test_corrupt_ring_counters_read_as_empty_and_full),
         T(test_wait_registers_sleep_and_wake),
         T(test_a_signal_ends_a_wait),
+        T(test_rep_ins_on_a_wait_register_waits_once),
         T(test_on_the_pci_bus_string_io_is_one_call),
         T(test_init_rejects_bad_arguments),
     };
