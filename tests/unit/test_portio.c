@@ -289,6 +289,35 @@ static void test_partner_absent_at_selection_binds_on_arrival(void **state)
     assert_true(in32(&f->a, PORTIO_REG_STATUS) & PORTIO_STATUS_PEER_GONE);
 }
 
+/* Found by fuzz_portio: the partner that appeared after selection and left again before the
+ * guest looked was forgotten, and the next VM with that ID was taken for it. */
+static void test_partner_that_came_and_went_unseen_is_gone(void **state)
+{
+    struct portio_pair *f = *state;
+    out32(&f->a, PORTIO_REG_PEER, 5);
+    portio_channel_set_present(f->channel, 5, 105, true);
+    portio_channel_set_present(f->channel, 5, 0, false);
+    assert_int_equal(in32(&f->a, PORTIO_REG_STATUS),
+                     PORTIO_STATUS_PEER_SELECTED | PORTIO_STATUS_PEER_GONE);
+    portio_channel_set_present(f->channel, 5, 106, true);
+    out8(&f->a, PORTIO_DATA, 1);
+    assert_int_equal(in32(&f->a, PORTIO_REG_TX_REFUSED), 1);
+    out32(&f->a, PORTIO_REG_PEER, 5);
+    assert_int_equal(in32(&f->a, PORTIO_REG_TX_SPACE), PORTIO_RING_BYTES);
+}
+
+/* Found by fuzz_portio: PEER_GONE holds "until PEER is written again", a value that selects
+ * nobody included. */
+static void test_any_peer_write_clears_peer_gone(void **state)
+{
+    struct portio_pair *f = *state;
+    connect_pair(f);
+    portio_channel_set_present(f->channel, 1, 0, false);
+    assert_true(in32(&f->a, PORTIO_REG_STATUS) & PORTIO_STATUS_PEER_GONE);
+    out32(&f->a, PORTIO_REG_PEER, 64);
+    assert_int_equal(in32(&f->a, PORTIO_REG_STATUS), 0);
+}
+
 static void test_loopback_to_own_id(void **state)
 {
     struct portio_pair *f = *state;
@@ -561,6 +590,8 @@ int main(void)
         T(test_empty_or_short_reads_consume_nothing),
         T(test_peer_loss_refuses_writes_and_keeps_delivered_data),
         T(test_partner_absent_at_selection_binds_on_arrival),
+        T(test_partner_that_came_and_went_unseen_is_gone),
+        T(test_any_peer_write_clears_peer_gone),
         T(test_loopback_to_own_id),
         T(test_bad_accesses_are_ignored_and_counted),
         T(test_byte_reads_of_a_register_see_one_value),
