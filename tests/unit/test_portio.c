@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -20,6 +19,7 @@
 #include "devices/pci.h"
 #include "devices/portio.h"
 #include "devices/portio_channel.h"
+#include "support/clock.h"
 #include "support/portio_pair.h"
 #include "vmm/exit_dispatch.h"
 
@@ -402,13 +402,6 @@ static void test_corrupt_ring_counters_read_as_empty_and_full(void **state)
 
 /* ---- waiting ---- */
 
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void *late_writer(void *arg)
 {
     struct portio_pair *f = arg;
@@ -422,9 +415,9 @@ static void test_wait_registers_sleep_and_wake(void **state)
     struct portio_pair *f = *state;
     connect_pair(f);
     /* Nothing comes: the wait ends by itself, bounded. */
-    int64_t start = now_ms();
+    int64_t start = test_now_ms();
     assert_int_equal(in32(&f->a, PORTIO_REG_WAIT_RX), 0);
-    int64_t took = now_ms() - start;
+    int64_t took = test_now_ms() - start;
     assert_true(took >= PORTIO_WAIT_MAX_MS - 1 && took < 10 * PORTIO_WAIT_MAX_MS);
     /* Space is there: WAIT_TX answers at once. */
     assert_int_equal(in32(&f->a, PORTIO_REG_WAIT_TX), PORTIO_RING_BYTES);
@@ -443,9 +436,9 @@ static void test_wait_registers_sleep_and_wake(void **state)
     static uint8_t big[PORTIO_RING_BYTES];
     outs(&f->a, big, sizeof(big));
     portio_channel_set_present(f->channel, 1, 0, false);
-    start = now_ms();
+    start = test_now_ms();
     assert_int_equal(in32(&f->a, PORTIO_REG_WAIT_TX), 0);
-    assert_true(now_ms() - start < PORTIO_WAIT_MAX_MS);
+    assert_true(test_now_ms() - start < PORTIO_WAIT_MAX_MS);
 }
 
 struct kick_target {
@@ -475,13 +468,13 @@ static void test_a_signal_ends_a_wait(void **state)
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
     struct kick_target k = {.ring = portio_channel_ring(f->channel, 1, 0), .result = 1};
     pthread_t t;
-    int64_t start = now_ms();
+    int64_t start = test_now_ms();
     assert_int_equal(pthread_create(&t, NULL, long_waiter, &k), 0);
     usleep(50000);
     pthread_kill(t, SIGUSR1);
     pthread_join(t, NULL);
     assert_int_equal(k.result, -EINTR);
-    assert_true(now_ms() - start < 2500);
+    assert_true(test_now_ms() - start < 2500);
     sigaction(SIGUSR1, &old, NULL);
 }
 
@@ -493,9 +486,9 @@ static void test_rep_ins_on_a_wait_register_waits_once(void **state)
     connect_pair(f);
     uint8_t avail[128];
     memset(avail, 0xa5, sizeof(avail));
-    int64_t start = now_ms();
+    int64_t start = test_now_ms();
     portio_string_io(&f->a, PORTIO_REG_WAIT_RX, avail, 1, sizeof(avail), false);
-    assert_true(now_ms() - start < 10 * PORTIO_WAIT_MAX_MS);
+    assert_true(test_now_ms() - start < 10 * PORTIO_WAIT_MAX_MS);
     assert_int_equal(avail[0], 0);
     assert_int_equal(avail[sizeof(avail) - 1], 0);
 }
