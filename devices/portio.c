@@ -23,9 +23,9 @@ static bool partner_usable(struct portio *dev, bool *present_out)
     }
     uint32_t generation = portio_channel_generation(dev->channel, dev->peer);
     bool present = generation & 1;
-    if (dev->bound_generation == 0 && present)
-        dev->bound_generation = generation;
-    else if (dev->bound_generation != 0 && generation != dev->bound_generation)
+    /* Before the partner's arrival the word is one less; anything else but its own
+     * generation means it has left, whether or not anyone looked in between. */
+    if (generation != dev->bound_generation && generation != dev->bound_generation - 1)
         dev->peer_gone = true;
     if (present_out)
         *present_out = present;
@@ -171,10 +171,11 @@ static uint32_t register_value(struct portio *dev, unsigned int reg)
     }
 }
 
-static void registers_read(struct portio *dev, unsigned int offset, uint8_t *data, uint32_t size)
+static void registers_read(struct portio *dev, unsigned int offset, uint8_t *data, uint32_t size,
+                           bool may_wait)
 {
     /* A WAIT register sleeps before it is sampled, and only on a read of its byte 0. */
-    if ((offset == PORTIO_REG_WAIT_RX || offset == PORTIO_REG_WAIT_TX))
+    if (may_wait && (offset == PORTIO_REG_WAIT_RX || offset == PORTIO_REG_WAIT_TX))
         wait_for(dev, offset == PORTIO_REG_WAIT_RX);
     pthread_mutex_lock(&dev->lock);
     for (uint32_t i = 0; i < size; i++) {
@@ -191,15 +192,16 @@ static void registers_read(struct portio *dev, unsigned int offset, uint8_t *dat
 
 static void select_peer(struct portio *dev, uint32_t value)
 {
+    dev->peer_gone = false;
     if (value >= PORTIO_MAX_PEERS) {
         dev->peer = PORTIO_PEER_NONE;
         dev->bad_accesses++;
         return;
     }
     dev->peer = value;
-    uint32_t generation = portio_channel_generation(dev->channel, value);
-    dev->bound_generation = (generation & 1) ? generation : 0;
-    dev->peer_gone = false;
+    /* The partner is the VM present now or, when the ID is free, the next one to take it:
+     * each change of presence adds one to the generation. */
+    dev->bound_generation = portio_channel_generation(dev->channel, value) | 1;
 }
 
 static void control(struct portio *dev, uint32_t value)
@@ -293,7 +295,9 @@ void portio_string_io(void *owner, uint64_t offset, void *data, uint32_t size, u
                 pthread_mutex_unlock(&dev->lock);
             }
         } else if (size <= 4) {
-            registers_read(dev, (unsigned int)offset, element, size);
+            /* One wait per exit: a kick ends one sleep only, so waiting for every element
+             * of a rep ins would hold the vCPU count times PORTIO_WAIT_MAX_MS. */
+            registers_read(dev, (unsigned int)offset, element, size, i == 0);
         } else {
             memset(element, 0xff, size);
         }

@@ -27,7 +27,7 @@ struct portio {
 
     /* Guest-visible state, under lock. */
     uint32_t peer;             /* PORTIO_PEER_NONE or 0..63 */
-    uint32_t bound_generation; /* the partner's incarnation we talk to; 0: none seen yet */
+    uint32_t bound_generation; /* the partner's generation (odd), present or still to come */
     bool peer_gone;
     bool tx_refused_flag;
     bool rx_underrun_flag;

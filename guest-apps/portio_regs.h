@@ -19,7 +19,8 @@
  *            after reset. Writing a value >= 64 selects none and counts a bad access.
  *   0x14 wo  CONTROL: PORTIO_CONTROL_* bits; reads 0
  *   0x18 ro  WAIT_RX: waits until RX_AVAIL > 0, the partner is gone or PORTIO_WAIT_MAX_MS
- *            passed, then reads as RX_AVAIL
+ *            passed, then reads as RX_AVAIL; a rep ins here waits once, before its first
+ *            element (so does one on WAIT_TX)
  *   0x1C ro  WAIT_TX: waits until TX_SPACE >= PORTIO_WAIT_TX_MIN (a page) or the partner
  *            is gone or absent or PORTIO_WAIT_MAX_MS passed, then reads as TX_SPACE
  *   0x20 ro  OWN_ID: this VM's peer ID

@@ -28,7 +28,6 @@
  * saved as tests/fuzz/fuzz_NAME.c, with minivmm_fuzz_target(NAME) in CMakeLists.txt. */
 #pragma once
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -139,18 +138,6 @@ static inline uint64_t fuzz_access_do(struct bus *bus, uint64_t base, const stru
     uint64_t data = a->is_write ? a->value : 0;
     bus_access(bus, base + a->offset, &data, a->size, a->is_write);
     return a->is_write ? 0 : data;
-}
-
-/* How many fds the process has open: equal before and after an input, or one leaked. */
-static inline unsigned fuzz_open_fd_count(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    FUZZ_REQUIRE(dir, "opendir /proc/self/fd: %s", strerror(errno));
-    unsigned n = 0;
-    while (readdir(dir))
-        n++;
-    closedir(dir);
-    return n;
 }
 
 /* One sendmsg() of len bytes with nfds (0..2) fds as SCM_RIGHTS, as a peer that does not

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "support/fds.h"
 #include "vmm/broker.h"
 #include "vmm/ivshmem_protocol.h"
 
@@ -199,7 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      broker_path(status_path, sizeof(status_path), b.dir, NAME, ".group") == 0 &&
                      broker_path(lock_path, sizeof(lock_path), b.dir, NAME, ".lock") == 0,
                  "paths");
-    unsigned fds_before = fuzz_open_fd_count();
+    int fds_before = test_open_fd_count();
     b.vectors = fuzz_u8(&in) % 4;
     b.listen_fd = broker_listen(sock_path, why, sizeof(why));
     FUZZ_REQUIRE(b.listen_fd >= 0, "broker_listen: %s", why);
@@ -280,7 +281,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct stat st;
     FUZZ_REQUIRE(stat(sock_path, &st) < 0 && stat(status_path, &st) < 0 && stat(lock_path, &st) < 0,
                  "the broker left its files behind");
-    unsigned fds_after = fuzz_open_fd_count();
-    FUZZ_REQUIRE(fds_after == fds_before, "%u fds open before, %u after", fds_before, fds_after);
+    int fds_after = test_open_fd_count();
+    FUZZ_REQUIRE(fds_after == fds_before, "%d fds open before, %d after", fds_before, fds_after);
     return 0;
 }

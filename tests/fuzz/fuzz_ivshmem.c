@@ -10,7 +10,6 @@
  * sees is delivered or counted as ignored, as the peer table says. At the end every
  * eventfd handed to the device is closed. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -20,27 +19,14 @@
 #include "devices/ivshmem.h"
 #include "devices/pci.h"
 #include "fuzz.h"
+#include "support/fds.h"
+#include "support/ivshmem_vmm.h"
 #include "support/pci_guest.h"
 
 #define SLOT     1
 #define SHM_SIZE 0x1000ull
 
 enum op { OP_BAR0, OP_MSIX, OP_CONFIG, OP_SET_OWN, OP_PEER_ADD, OP_PEER_REMOVE, OP_COUNT };
-
-struct binding {
-    uint64_t gpa;
-    uint32_t datamatch;
-    int fd;
-};
-
-struct fake_vmm {
-    struct binding binds[IVSHMEM_MAX_PEERS * IVSHMEM_MAX_VECTORS];
-    size_t nbinds;
-    bool routed[IVSHMEM_MAX_VECTORS];
-    int route_fd[IVSHMEM_MAX_VECTORS];
-    bool mem_mapped;
-    uint64_t mem_gpa;
-};
 
 /* What the peer table should hold. */
 struct model {
@@ -49,81 +35,6 @@ struct model {
     unsigned count;
     uint16_t ids[IVSHMEM_MAX_PEERS];
     uint16_t nfds[IVSHMEM_MAX_PEERS];
-};
-
-static bool fd_open(int fd)
-{
-    return fcntl(fd, F_GETFD) != -1;
-}
-
-static int fake_map_memory(void *ctx, uint64_t gpa, void *host, uint64_t size, bool map)
-{
-    struct fake_vmm *vmm = ctx;
-    (void)host;
-    FUZZ_REQUIRE(size == SHM_SIZE && gpa % size == 0, "map_memory gpa %#llx size %#llx",
-                 (unsigned long long)gpa, (unsigned long long)size);
-    FUZZ_REQUIRE(map != vmm->mem_mapped, "map_memory(%d) twice", map);
-    FUZZ_REQUIRE(map || vmm->mem_gpa == gpa, "unmapping memory where it is not");
-    vmm->mem_mapped = map;
-    vmm->mem_gpa = gpa;
-    return 0;
-}
-
-static int fake_bind_doorbell(void *ctx, uint64_t gpa, uint32_t datamatch, int eventfd, bool bind)
-{
-    struct fake_vmm *vmm = ctx;
-    FUZZ_REQUIRE(fd_open(eventfd), "bind_doorbell(%d) with closed fd %d", bind, eventfd);
-    size_t i = 0;
-    while (i < vmm->nbinds && !(vmm->binds[i].gpa == gpa && vmm->binds[i].datamatch == datamatch))
-        i++;
-    if (bind) {
-        FUZZ_REQUIRE(i == vmm->nbinds, "doorbell %#x bound twice", datamatch);
-        FUZZ_REQUIRE(vmm->nbinds < sizeof(vmm->binds) / sizeof(vmm->binds[0]), "too many binds");
-        vmm->binds[vmm->nbinds++] = (struct binding){gpa, datamatch, eventfd};
-    } else {
-        FUZZ_REQUIRE(i < vmm->nbinds && vmm->binds[i].fd == eventfd,
-                     "unbinding doorbell %#x, which is not bound", datamatch);
-        vmm->binds[i] = vmm->binds[--vmm->nbinds];
-    }
-    return 0;
-}
-
-static int fake_irq_route(void *ctx, uint16_t vector, uint64_t addr, uint32_t data, int eventfd)
-{
-    struct fake_vmm *vmm = ctx;
-    (void)addr;
-    (void)data;
-    FUZZ_REQUIRE(vector < IVSHMEM_MAX_VECTORS && fd_open(eventfd), "irq_route %u fd %d", vector,
-                 eventfd);
-    FUZZ_REQUIRE(!vmm->routed[vector] || vmm->route_fd[vector] == eventfd,
-                 "irq_route of vector %u over a route with another eventfd", vector);
-    vmm->routed[vector] = true;
-    vmm->route_fd[vector] = eventfd;
-    return 0;
-}
-
-static void fake_irq_unroute(void *ctx, uint16_t vector, int eventfd)
-{
-    struct fake_vmm *vmm = ctx;
-    FUZZ_REQUIRE(vector < IVSHMEM_MAX_VECTORS && vmm->routed[vector] &&
-                     vmm->route_fd[vector] == eventfd && fd_open(eventfd),
-                 "irq_unroute of vector %u fd %d, which is not routed", vector, eventfd);
-    vmm->routed[vector] = false;
-}
-
-static void fake_irq_fire(void *ctx, uint64_t addr, uint32_t data)
-{
-    (void)ctx;
-    (void)addr;
-    (void)data;
-}
-
-static const struct ivshmem_ops fake_ops = {
-    .map_memory = fake_map_memory,
-    .bind_doorbell = fake_bind_doorbell,
-    .irq_route = fake_irq_route,
-    .irq_unroute = fake_irq_unroute,
-    .irq_fire = fake_irq_fire,
 };
 
 static int model_find(const struct model *m, uint16_t id)
@@ -188,6 +99,9 @@ static void check(struct ivshmem *dev, struct fake_vmm *vmm, const struct model 
     FUZZ_REQUIRE(ivshmem_peers_bitmap(dev) == expected_map, "bitmap %#llx, expected %#llx",
                  (unsigned long long)ivshmem_peers_bitmap(dev), (unsigned long long)expected_map);
 
+    FUZZ_REQUIRE(!vmm->broken[0], "ops contract: %s", vmm->broken);
+    FUZZ_REQUIRE(!vmm->mem_mapped || vmm->mem_size == SHM_SIZE, "memory mapped with size %#llx",
+                 (unsigned long long)vmm->mem_size);
     uint64_t bar0;
     if (!pci_device_bar_mapped(&dev->pci, IVSHMEM_BAR_REGS, &bar0)) {
         FUZZ_REQUIRE(vmm->nbinds == 0, "%zu doorbells bound while BAR0 is unmapped", vmm->nbinds);
@@ -225,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct pci_bus pci;
     unsigned vectors = fuzz_u8(&in) % (IVSHMEM_MAX_VECTORS + 1);
 
-    memset(&vmm, 0, sizeof(vmm));
+    fake_vmm_init(&vmm);
     memset(&model, 0, sizeof(model));
     static struct given_fds given;
     memset(given.seen, 0, sizeof(given.seen));
@@ -324,11 +238,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     ivshmem_destroy(&dev);
+    FUZZ_REQUIRE(!vmm.broken[0], "ops contract: %s", vmm.broken);
     FUZZ_REQUIRE(vmm.nbinds == 0 && !vmm.mem_mapped, "left bound or mapped after destroy");
     for (unsigned v = 0; v < IVSHMEM_MAX_VECTORS; v++)
-        FUZZ_REQUIRE(!vmm.routed[v], "vector %u still routed after destroy", v);
+        FUZZ_REQUIRE(!vmm.routes[v].on, "vector %u still routed after destroy", v);
+    fake_vmm_destroy(&vmm);
     for (unsigned i = 0; i < given.count; i++)
-        FUZZ_REQUIRE(!fd_open(given.list[i]), "fd %d still open after destroy", given.list[i]);
+        FUZZ_REQUIRE(!test_fd_is_open(given.list[i]), "fd %d still open after destroy",
+                     given.list[i]);
     pci_bus_destroy(&pci);
     bus_destroy(&mmio);
     bus_destroy(&pio);

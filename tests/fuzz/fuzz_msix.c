@@ -13,6 +13,7 @@
 #include "devices/msix.h"
 #include "devices/pci.h"
 #include "fuzz.h"
+#include "support/msix_function.h"
 #include "support/pci_guest.h"
 
 #define SLOT     1
@@ -28,10 +29,7 @@ struct fake_vmm {
 };
 
 struct fixture {
-    struct bus pio, mmio;
-    struct pci_bus pci;
-    struct pci_device dev;
-    struct msix msix;
+    struct msix_function fn;
     struct fake_vmm vmm;
 };
 
@@ -74,15 +72,9 @@ static void fake_fire(void *ctx, uint64_t addr, uint32_t data)
 static const struct msix_ops fake_ops = {
     .unmask = fake_unmask, .mask = fake_mask, .poll = fake_poll, .fire = fake_fire};
 
-static void forward_config_written(void *owner, uint32_t offset, uint32_t size)
-{
-    struct fixture *f = owner;
-    msix_config_written(&f->msix, offset, size);
-}
-
 static void check(struct fixture *f, uint64_t bar)
 {
-    struct msix *msix = &f->msix;
+    struct msix *msix = &f->fn.msix;
     for (uint16_t v = 0; v < msix->nvectors; v++) {
         bool deliverable = msix_is_deliverable(msix, v);
         bool pending = msix_is_pending(msix, v);
@@ -93,7 +85,7 @@ static void check(struct fixture *f, uint64_t bar)
         FUZZ_REQUIRE(!msix->vectors[v].active || deliverable, "vector %u routed while masked", v);
         if (msix->vectors[v].active)
             FUZZ_REQUIRE(!f->vmm.waiting[v], "vector %u unmasked with an interrupt left behind", v);
-        uint32_t ctrl = guest_read32(&f->mmio, bar + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL);
+        uint32_t ctrl = guest_read32(&f->fn.mmio, bar + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL);
         FUZZ_REQUIRE(!(ctrl & ~MSIX_ENTRY_MASKED), "vector %u control reads %#x", v, ctrl);
     }
 }
@@ -102,9 +94,9 @@ static void check(struct fixture *f, uint64_t bar)
  * pending bits, and nothing past the last vector. Only at the end, as it changes state. */
 static void check_pba(struct fixture *f, uint64_t bar)
 {
-    struct msix *msix = &f->msix;
+    struct msix *msix = &f->fn.msix;
     for (uint32_t word = 0; word < (MSIX_MAX_VECTORS + 31) / 32; word++) {
-        uint32_t bits = guest_read32(&f->mmio, bar + MSIX_PBA_OFFSET + 4 * word);
+        uint32_t bits = guest_read32(&f->fn.mmio, bar + MSIX_PBA_OFFSET + 4 * word);
         for (uint32_t bit = 0; bit < 32; bit++) {
             uint32_t v = word * 32 + bit;
             bool set = bits >> bit & 1;
@@ -118,22 +110,15 @@ static void check_pba(struct fixture *f, uint64_t bar)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct pci_device_info info = {.vendor_id = 0x1234, .device_id = 0x11};
     static struct fixture f;
     struct fuzz_input in = fuzz_input_of(data, size);
     unsigned nvectors = 1 + fuzz_u8(&in) % MSIX_MAX_VECTORS;
 
     memset(&f, 0, sizeof(f));
-    FUZZ_REQUIRE(bus_init(&f.pio, "pio") == 0 && bus_init(&f.mmio, "mmio") == 0, "bus_init");
-    FUZZ_REQUIRE(pci_bus_init(&f.pci, &f.pio, &f.mmio, NULL) == 0, "pci_bus_init");
-    FUZZ_REQUIRE(pci_device_init(&f.dev, &info, "msix", &f, NULL, forward_config_written) == 0,
-                 "pci_device_init");
-    FUZZ_REQUIRE(msix_init(&f.msix, &f.dev, MSIX_BAR, nvectors, &fake_ops, &f.vmm) == 0,
-                 "msix_init");
-    FUZZ_REQUIRE(pci_bus_add_device(&f.pci, &f.dev) == 0, "pci_bus_add_device");
-    uint64_t bar;
-    FUZZ_REQUIRE(pci_device_bar_mapped(&f.dev, MSIX_BAR, &bar), "MSI-X BAR not mapped");
-    uint32_t control = f.msix.cap + MSIX_CAP_CONTROL;
+    FUZZ_REQUIRE(msix_function_init(&f.fn, MSIX_BAR, nvectors, &fake_ops, &f.vmm) == 0,
+                 "msix_function_init");
+    uint64_t bar = f.fn.bar;
+    uint32_t control = f.fn.msix.cap + MSIX_CAP_CONTROL;
 
     while (fuzz_more(&in)) {
         uint8_t op = fuzz_u8(&in);
@@ -146,14 +131,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 a.offset %= nvectors * MSIX_ENTRY_SIZE + 8;
             else if (op & 0x40)
                 a.offset = MSIX_PBA_OFFSET + a.offset % 24;
-            fuzz_access_do(&f.mmio, bar, &a);
+            fuzz_access_do(&f.fn.mmio, bar, &a);
             break;
         }
         case OP_CONTROL:
-            pci_guest_write(&f.pio, SLOT, control, 2, fuzz_u16(&in));
+            pci_guest_write(&f.fn.pio, SLOT, control, 2, fuzz_u16(&in));
             break;
         case OP_NOTIFY:
-            msix_notify(&f.msix, vector);
+            msix_notify(&f.fn.msix, vector);
             break;
         case OP_INTERRUPT:
             /* KVM delivers through the irqfd while routed; else the eventfd counts. */
@@ -165,20 +150,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 f.vmm.fail_unmask[vector] = !f.vmm.fail_unmask[vector];
             break;
         case OP_REFRESH:
-            msix_refresh(&f.msix);
+            msix_refresh(&f.fn.msix);
             break;
         }
         check(&f, bar);
     }
     check_pba(&f, bar);
 
-    pci_bus_remove_device(&f.pci, &f.dev);
-    msix_destroy(&f.msix);
+    msix_function_unplug(&f.fn);
     for (unsigned v = 0; v < MSIX_MAX_VECTORS; v++)
         FUZZ_REQUIRE(!f.vmm.unmasked[v], "vector %u still unmasked after msix_destroy", v);
-    pci_device_destroy(&f.dev);
-    pci_bus_destroy(&f.pci);
-    bus_destroy(&f.mmio);
-    bus_destroy(&f.pio);
+    msix_function_destroy(&f.fn);
     return 0;
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "support/fds.h"
 #include "vmm/ivshmem_protocol.h"
 #include "vmm/shm_group.h"
 
@@ -170,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t first = fuzz_u8(&in);
     spec.vectors = first & 0x80 ? SHM_MAX_VECTORS : first % 4;
 
-    unsigned fds_before = fuzz_open_fd_count();
+    int fds_before = test_open_fd_count();
     int pair[2];
     FUZZ_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0, "socketpair");
     /* Everything is written up front (the socket buffer holds it), then EOF. */
@@ -206,7 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_REQUIRE(why[0], "join failed (%d) without a reason", ret);
     }
-    unsigned fds_after = fuzz_open_fd_count();
-    FUZZ_REQUIRE(fds_after == fds_before, "%u fds open before, %u after", fds_before, fds_after);
+    int fds_after = test_open_fd_count();
+    FUZZ_REQUIRE(fds_after == fds_before, "%d fds open before, %d after", fds_before, fds_after);
     return 0;
 }

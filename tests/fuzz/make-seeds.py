@@ -247,6 +247,106 @@ def broker_status_seeds():
     write("broker_status", "minimal", b"name=a\nsize=4096\nvectors=64\nbroker_pid=1\n")
 
 
+# ---- portio: op byte: bits 0-2 operation, bit 3 guest B, bit 4 data window (access, string)
+# or CONTROL (register) or WAIT_TX (wait), bits 5-7 its flags ----
+PIO_ACCESS, PIO_STRING, PIO_REGISTER, PIO_PRESENCE, PIO_HOSTILE, PIO_CHECK, PIO_WAIT = range(7)
+PIO_B, PIO_AT_DATA = 0x08, 0x10
+PIO_DATA, PIO_RING = 0x80, 64 << 10
+
+
+def pio_access(b, is_write, size, offset, value=0, at_data=False):
+    return bytes([PIO_ACCESS | (PIO_B if b else 0) | (PIO_AT_DATA if at_data else 0)]) + access(
+        is_write, size, offset, value)
+
+
+def pio_string(b, is_write, size, count, offset=0, seed=0, at_data=True):
+    op = (PIO_STRING | (PIO_B if b else 0) | (PIO_AT_DATA if at_data else 0)
+          | (0x20 if is_write else 0) | ({1: 0, 2: 1, 4: 2}[size] << 6))
+    if count * size > 4096:
+        count |= 0x8000  # a large string
+    data = bytes([op]) + struct.pack("<HH", offset, count)
+    return data + (bytes([seed]) if is_write else b"")
+
+
+def pio_peer(b, peer):
+    if 0 <= peer < 4:
+        return bytes([PIO_REGISTER | (PIO_B if b else 0), peer])
+    return bytes([PIO_REGISTER | (PIO_B if b else 0) | 0x20]) + struct.pack("<I", peer)
+
+
+def pio_control(b, value):
+    return bytes([PIO_REGISTER | (PIO_B if b else 0) | PIO_AT_DATA, value])
+
+
+def pio_presence(peer, present):
+    return bytes([PIO_PRESENCE | peer << 4 | (0x40 if present else 0)])
+
+
+def pio_check():
+    return bytes([PIO_CHECK])
+
+
+def pio_wait(b, tx, may_sleep=False):
+    return bytes([PIO_WAIT | (PIO_B if b else 0) | (PIO_AT_DATA if tx else 0)
+                  | (0x20 if may_sleep else 0)])
+
+
+def pio_hostile(kind, target, payload):
+    return bytes([PIO_HOSTILE | kind << 3, target]) + payload
+
+
+def portio_seeds():
+    connect = pio_peer(False, 1) + pio_peer(True, 0)
+    widths = (pio_access(False, True, 1, PIO_DATA, 0x11) + pio_access(False, True, 2, 0x90, 0x3322)
+              + pio_access(False, True, 4, 0xFC, 0x77665544) + pio_check()
+              + pio_access(True, False, 1, PIO_DATA) + pio_access(True, False, 4, 0xC0)
+              + pio_access(True, False, 2, 0xFE) + pio_check())
+    page = (pio_string(False, True, 1, 4096, seed=1) + pio_string(True, False, 4, 1024)
+            + pio_string(True, True, 2, 100, seed=2) + pio_string(False, False, 1, 200) + pio_check())
+    write("portio", "send-both-ways", connect + widths + page)
+    full = (connect + pio_string(False, True, 2, PIO_RING // 2 - 1, seed=3)
+            + pio_access(False, True, 4, PIO_DATA, 0xdeadbeef) + pio_check()
+            + pio_string(False, True, 1, 2, seed=4) + pio_access(False, True, 1, PIO_DATA, 1)
+            + pio_string(True, False, 4, PIO_RING // 4) + pio_string(True, False, 1, 1) + pio_check()
+            + pio_string(False, True, 4, 3001, seed=5) + pio_string(True, False, 1, 3001 * 4)
+            + pio_control(False, 1) + pio_check())
+    write("portio", "fill-the-ring", full)
+    loss = (connect + pio_access(True, True, 4, PIO_DATA, 0x04030201)
+            + pio_access(False, True, 4, PIO_DATA, 0xaabbccdd) + pio_presence(1, False) + pio_check()
+            + pio_access(False, True, 1, PIO_DATA, 9) + pio_access(False, False, 4, PIO_DATA)
+            + pio_presence(1, True) + pio_check() + pio_peer(False, 1)
+            + pio_access(False, True, 1, PIO_DATA, 9) + pio_check())
+    write("portio", "partner-leaves", loss)
+    bad = (connect + pio_access(False, True, 4, 0x7E, 1) + pio_access(False, True, 8, PIO_DATA, 1)
+           + pio_access(False, True, 4, 0xFE, 1) + pio_access(False, True, 4, 0, 0)
+           + pio_access(False, True, 1, 0x11, 0) + pio_access(False, True, 4, 0x60, 1)
+           + pio_peer(False, 64) + pio_peer(False, 0xffffffff)
+           + pio_string(False, True, 1, 3, offset=0x10, seed=7, at_data=False)
+           + b"".join(pio_access(True, False, 1, r + 1) + pio_access(True, False, 2, r)
+                      + pio_access(True, False, 4, r) for r in range(0, 0x50, 4))
+           + pio_string(True, False, 4, 8, offset=0x3C, at_data=False) + pio_control(True, 3)
+           + pio_check())
+    write("portio", "registers-and-bad-accesses", bad)
+    loop = (pio_peer(False, 0) + pio_access(False, True, 4, PIO_DATA, 0x12345678)
+            + pio_access(False, False, 4, PIO_DATA) + pio_peer(True, 3) + pio_presence(3, True)
+            + pio_access(True, True, 2, PIO_DATA, 0xbeef) + pio_check() + pio_control(True, 2)
+            + pio_check())
+    write("portio", "loopback-and-third-peer", loop)
+    hostile = (connect + pio_string(False, True, 1, 500, seed=9) + pio_check()
+               + pio_hostile(0, 0x24, struct.pack("<Q", 5 << 40)) + pio_check()
+               + pio_string(True, False, 1, 10) + pio_hostile(0, 0x04, struct.pack("<h", -100))
+               + pio_string(True, False, 1, 600) + pio_hostile(2, 1, struct.pack("<I", 7))
+               + pio_hostile(1, 0x14, struct.pack("<I", 0xffffffff))
+               + pio_string(False, True, 4, 100, seed=8) + pio_check())
+    write("portio", "hostile-peer", hostile)
+    wait = (connect + pio_string(True, True, 1, 5, seed=1) + pio_wait(False, False)
+            + pio_wait(False, True) + pio_wait(True, True) + pio_check())
+    write("portio", "wait-ready", wait)
+    # Found by the fuzzer: a rep insb on WAIT_RX with nothing to read slept once per element.
+    write("portio", "crash-wait-string-sleeps-per-element", connect + pio_wait(False, False, True)
+          + pio_string(False, False, 1, 128, offset=0x18, at_data=False) + pio_check())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bzimage", help="a real kernel whose setup header seeds kernel_image")
@@ -259,6 +359,7 @@ def main():
     shm_client_seeds()
     broker_seeds()
     broker_status_seeds()
+    portio_seeds()
 
 
 if __name__ == "__main__":

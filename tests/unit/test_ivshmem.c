@@ -1,9 +1,7 @@
 /* The ivshmem device with no KVM: the test process is the guest (config space, BAR0, the MSI-X
  * table), the broker client (peer table calls) and the VMM (a fake that records and checks
  * the ops), as QEMU's qtest ivshmem test does it. */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,177 +19,13 @@
 #include "devices/bus.h"
 #include "devices/ivshmem.h"
 #include "devices/pci.h"
+#include "support/fds.h"
+#include "support/ivshmem_vmm.h"
 #include "support/pci_guest.h"
 
 #define SLOT     1
 #define SHM_SIZE 0x10000ull
 #define VECTORS  4
-
-struct binding {
-    uint64_t gpa;
-    uint32_t datamatch;
-    int fd;
-};
-
-struct route {
-    bool on;
-    uint64_t addr;
-    uint32_t data;
-    int fd;
-};
-
-struct fire {
-    uint64_t addr;
-    uint32_t data;
-};
-
-/* The VMM side: keeps the state KVM would have and flags any breach of the ops contract. */
-struct fake_vmm {
-    pthread_mutex_t lock;
-    struct binding binds[512];
-    size_t nbinds;
-    unsigned bind_calls, unbind_calls;
-    struct route routes[IVSHMEM_MAX_VECTORS];
-    unsigned route_calls, unroute_calls;
-    struct fire fires[256];
-    size_t nfires;
-    bool mem_mapped;
-    uint64_t mem_gpa;
-    void *mem_host;
-    uint64_t mem_size;
-    unsigned map_calls, unmap_calls;
-    int fail_map;          /* map_memory returns this when nonzero */
-    int64_t fail_bind_for; /* bind_doorbell fails for this datamatch (-1: none) */
-    char broken[200];
-};
-
-static void breach(struct fake_vmm *vmm, const char *why)
-{
-    if (!vmm->broken[0])
-        snprintf(vmm->broken, sizeof(vmm->broken), "%s", why);
-}
-
-static bool fd_open(int fd)
-{
-    return fcntl(fd, F_GETFD) != -1;
-}
-
-static int fake_map_memory(void *ctx, uint64_t gpa, void *host, uint64_t size, bool map)
-{
-    struct fake_vmm *vmm = ctx;
-    int ret = 0;
-    pthread_mutex_lock(&vmm->lock);
-    if (map) {
-        if (vmm->mem_mapped)
-            breach(vmm, "map_memory while mapped");
-        if (gpa % size)
-            breach(vmm, "map_memory at a misaligned gpa");
-        if (vmm->fail_map) {
-            ret = vmm->fail_map;
-        } else {
-            vmm->mem_mapped = true;
-            vmm->mem_gpa = gpa;
-            vmm->mem_host = host;
-            vmm->mem_size = size;
-            vmm->map_calls++;
-        }
-    } else {
-        if (!vmm->mem_mapped || vmm->mem_gpa != gpa || vmm->mem_size != size)
-            breach(vmm, "map_memory(unmap) of something not mapped");
-        vmm->mem_mapped = false;
-        vmm->unmap_calls++;
-    }
-    pthread_mutex_unlock(&vmm->lock);
-    return ret;
-}
-
-static ssize_t find_binding(struct fake_vmm *vmm, uint64_t gpa, uint32_t datamatch)
-{
-    for (size_t i = 0; i < vmm->nbinds; i++) {
-        if (vmm->binds[i].gpa == gpa && vmm->binds[i].datamatch == datamatch)
-            return (ssize_t)i;
-    }
-    return -1;
-}
-
-static int fake_bind_doorbell(void *ctx, uint64_t gpa, uint32_t datamatch, int eventfd, bool bind)
-{
-    struct fake_vmm *vmm = ctx;
-    pthread_mutex_lock(&vmm->lock);
-    if (!fd_open(eventfd))
-        breach(vmm, "bind_doorbell with a closed fd");
-    ssize_t i = find_binding(vmm, gpa, datamatch);
-    if (bind && (int64_t)datamatch == vmm->fail_bind_for) {
-        pthread_mutex_unlock(&vmm->lock);
-        return -ENOSPC;
-    }
-    if (bind) {
-        vmm->bind_calls++;
-        if (i >= 0)
-            breach(vmm, "doorbell bound twice (KVM says -EEXIST)");
-        else if (vmm->nbinds < sizeof(vmm->binds) / sizeof(vmm->binds[0]))
-            vmm->binds[vmm->nbinds++] = (struct binding){gpa, datamatch, eventfd};
-    } else {
-        vmm->unbind_calls++;
-        if (i < 0 || vmm->binds[i].fd != eventfd)
-            breach(vmm, "unbinding a doorbell that is not bound");
-        else
-            vmm->binds[i] = vmm->binds[--vmm->nbinds];
-    }
-    pthread_mutex_unlock(&vmm->lock);
-    return 0;
-}
-
-static int fake_irq_route(void *ctx, uint16_t vector, uint64_t addr, uint32_t data, int eventfd)
-{
-    struct fake_vmm *vmm = ctx;
-    pthread_mutex_lock(&vmm->lock);
-    if (vector >= IVSHMEM_MAX_VECTORS)
-        breach(vmm, "irq_route vector out of range");
-    else {
-        if (!fd_open(eventfd))
-            breach(vmm, "irq_route with a closed fd");
-        if (vmm->routes[vector].on && vmm->routes[vector].fd != eventfd)
-            breach(vmm, "irq_route over a route with another eventfd");
-        vmm->routes[vector] = (struct route){true, addr, data, eventfd};
-        vmm->route_calls++;
-    }
-    pthread_mutex_unlock(&vmm->lock);
-    return 0;
-}
-
-static void fake_irq_unroute(void *ctx, uint16_t vector, int eventfd)
-{
-    struct fake_vmm *vmm = ctx;
-    pthread_mutex_lock(&vmm->lock);
-    if (vector >= IVSHMEM_MAX_VECTORS || !vmm->routes[vector].on ||
-        vmm->routes[vector].fd != eventfd)
-        breach(vmm, "irq_unroute of a route that does not exist");
-    else if (!fd_open(eventfd))
-        breach(vmm, "irq_unroute after the fd was closed");
-    else
-        vmm->routes[vector].on = false;
-    vmm->unroute_calls++;
-    pthread_mutex_unlock(&vmm->lock);
-}
-
-static void fake_irq_fire(void *ctx, uint64_t addr, uint32_t data)
-{
-    struct fake_vmm *vmm = ctx;
-    pthread_mutex_lock(&vmm->lock);
-    if (vmm->nfires < sizeof(vmm->fires) / sizeof(vmm->fires[0]))
-        vmm->fires[vmm->nfires] = (struct fire){addr, data};
-    vmm->nfires++;
-    pthread_mutex_unlock(&vmm->lock);
-}
-
-static const struct ivshmem_ops fake_ops = {
-    .map_memory = fake_map_memory,
-    .bind_doorbell = fake_bind_doorbell,
-    .irq_route = fake_irq_route,
-    .irq_unroute = fake_irq_unroute,
-    .irq_fire = fake_irq_fire,
-};
 
 struct fixture {
     struct bus pio, mmio;
@@ -203,24 +37,12 @@ struct fixture {
     int open_fds_before;
 };
 
-static int count_open_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 static struct fixture *fixture_new(unsigned vectors)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    f->open_fds_before = count_open_fds();
-    pthread_mutex_init(&f->vmm.lock, NULL);
-    f->vmm.fail_bind_for = -1;
+    f->open_fds_before = test_open_fd_count();
+    fake_vmm_init(&f->vmm);
     f->vectors = vectors;
     f->shm = aligned_alloc(4096, SHM_SIZE);
     assert_non_null(f->shm);
@@ -245,11 +67,11 @@ static void fixture_free(struct fixture *f)
     assert_int_equal(f->mmio.count, 0);
     bus_destroy(&f->pio);
     bus_destroy(&f->mmio);
-    pthread_mutex_destroy(&f->vmm.lock);
+    fake_vmm_destroy(&f->vmm);
     free(f->shm);
     int before = f->open_fds_before;
     free(f);
-    assert_int_equal(count_open_fds(), before);
+    assert_int_equal(test_open_fd_count(), before);
 }
 
 static int setup(void **state)
@@ -699,7 +521,7 @@ static void test_doorbell_bindings(void **state)
     assert_int_equal(ivshmem_peer_remove(&f->dev, 0x4000), 0);
     assert_int_equal(f->vmm.nbinds, 3);
     assert_false(bound(f, db, 0x4000u << 16, NULL));
-    assert_false(fd_open(dev_fds[0]) || fd_open(dev_fds[1]));
+    assert_false(test_fd_is_open(dev_fds[0]) || test_fd_is_open(dev_fds[1]));
     check_bindings(f);
 
     /* Re-adding a present peer replaces its bindings and closes the old fds. */
@@ -707,7 +529,7 @@ static void test_doorbell_bindings(void **state)
     assert_int_equal(add_peer(f, 6, 1, p1), 0);
     int old_fd = f->dev.peers[1].fds[0];
     assert_int_equal(add_peer(f, 6, 2, p2), 0);
-    assert_false(fd_open(old_fd));
+    assert_false(test_fd_is_open(old_fd));
     assert_true(bound(f, db, 6u << 16 | 1, &fd));
     assert_true(same_file(fd, p2[1]));
     assert_true(bound(f, db, 6u << 16, &fd));
@@ -859,7 +681,7 @@ static void test_peer_table_errors(void **state)
 {
     struct fixture *f = *state;
     int fds[3], dups[3];
-    int before = count_open_fds();
+    int before = test_open_fd_count();
 
     make_eventfds(fds, NULL, 2);
     assert_int_equal(ivshmem_peer_add(&f->dev, 65536, fds, 2), -EINVAL);
@@ -872,13 +694,13 @@ static void test_peer_table_errors(void **state)
     int many[IVSHMEM_MAX_VECTORS + 1];
     make_eventfds(many, NULL, IVSHMEM_MAX_VECTORS + 1);
     assert_int_equal(ivshmem_peer_add(&f->dev, 1, many, IVSHMEM_MAX_VECTORS + 1), -EINVAL);
-    assert_int_equal(count_open_fds(), before); /* all closed by the device */
+    assert_int_equal(test_open_fd_count(), before); /* all closed by the device */
     assert_int_equal(ivshmem_peers_bitmap(&f->dev), 0);
 
     assert_int_equal(set_own(f, 3, 1, NULL), 0);
     make_eventfds(fds, dups, 1);
     assert_int_equal(ivshmem_peer_add(&f->dev, 3, fds, 1), -EINVAL);
-    assert_false(fd_open(fds[0]));
+    assert_false(test_fd_is_open(fds[0]));
     close(dups[0]);
     assert_int_equal(ivshmem_peer_remove(&f->dev, 3), -EINVAL);
     assert_int_equal(ivshmem_peer_remove(&f->dev, 4), -ENOENT);
@@ -886,10 +708,10 @@ static void test_peer_table_errors(void **state)
     /* 64 present at once, own ID included. */
     for (unsigned id = 100; id < 100 + IVSHMEM_MAX_PEERS - 1; id++)
         assert_int_equal(add_peer(f, id, 1, NULL), 0);
-    int open_now = count_open_fds();
+    int open_now = test_open_fd_count();
     assert_int_equal(add_peer(f, 5000, 2, NULL), -ENOSPC);
     assert_int_equal(set_own(f, 5000, 1, NULL), 0); /* replaces the own entry: fits */
-    assert_int_equal(count_open_fds(), open_now);
+    assert_int_equal(test_open_fd_count(), open_now);
     assert_int_equal(add_peer(f, 100, 1, NULL), 0); /* replacing fits as well */
     assert_int_equal(ivshmem_peer_remove(&f->dev, 150), 0);
     assert_int_equal(add_peer(f, 5001, 1, NULL), 0);
@@ -903,9 +725,9 @@ static void test_full_table_before_own(void **state)
     for (unsigned id = 0; id < IVSHMEM_MAX_PEERS; id++)
         assert_int_equal(add_peer(f, id, 1, NULL), 0);
     assert_int_equal(ivshmem_peers_bitmap(&f->dev), ~0ull);
-    int open_now = count_open_fds();
+    int open_now = test_open_fd_count();
     assert_int_equal(set_own(f, 100, 2, NULL), -ENOSPC);
-    assert_int_equal(count_open_fds(), open_now);
+    assert_int_equal(test_open_fd_count(), open_now);
     assert_false(f->dev.has_own);
     /* Taking over a present peer's ID as the own ID fits. */
     assert_int_equal(set_own(f, 10, 2, NULL), 0);
@@ -936,7 +758,7 @@ static void test_init_errors(void **state)
     assert_int_equal(ivshmem_init(&dev, &pci, shm, 0x2000, 1, NULL, &vmm), -EINVAL);
     assert_int_equal(ivshmem_init(&dev, &pci, shm, 0x2000, 1, &no_irq, &vmm), -EINVAL);
     /* Without vectors the irq ops are not needed. */
-    pthread_mutex_init(&vmm.lock, NULL);
+    fake_vmm_init(&vmm);
     assert_int_equal(ivshmem_init(&dev, &pci, shm, 0x2000, 0, &no_irq, &vmm), 0);
     ivshmem_destroy(&dev);
     /* Shared memory bigger than the 64-bit window: -ENOSPC, nothing left behind. */
@@ -945,7 +767,7 @@ static void test_init_errors(void **state)
     assert_int_equal(pci_guest_read(&pio, 1, 0, 4), 0xFFFFFFFF);
     assert_false(vmm.mem_mapped);
     assert_string_equal(vmm.broken, "");
-    pthread_mutex_destroy(&vmm.lock);
+    fake_vmm_destroy(&vmm);
     pci_bus_destroy(&pci);
     bus_destroy(&pio);
     bus_destroy(&mmio);

@@ -1,6 +1,5 @@
 /* The ivshmem server protocol's framing over a real socketpair: values with and without
  * an fd, the wire's byte order, and every malformed message refused without leaking fds. */
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "support/fds.h"
 #include "vmm/ivshmem_protocol.h"
 
 struct pair {
@@ -49,17 +49,6 @@ static int teardown(void **state)
     if (p->rx >= 0)
         close(p->rx);
     return 0;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
 }
 
 /* Sends raw bytes with any number of fds, as a broken server would. */
@@ -195,12 +184,12 @@ static void test_two_fds_is_eproto_without_leak(void **state)
     close(pipefd[0]);
     close(pipefd[1]);
 
-    int before = count_fds();
+    int before = test_open_fd_count();
     int64_t value;
     int fd = 99;
     assert_int_equal(ivproto_recv(p->rx, &value, &fd), -EPROTO);
     assert_int_equal(fd, -1);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(test_open_fd_count(), before);
 
     /* The stream stays framed: the next message reads fine. */
     assert_int_equal(ivproto_send(p->tx, 4, -1), 0);
@@ -232,12 +221,12 @@ static void test_short_message_with_fd_closes_it(void **state)
     close(p->tx);
     p->tx = -1;
 
-    int before = count_fds();
+    int before = test_open_fd_count();
     int64_t value;
     int fd;
     assert_int_equal(ivproto_recv(p->rx, &value, &fd), -EPROTO);
     assert_int_equal(fd, -1);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(test_open_fd_count(), before);
     /* The write end was really closed: the pipe reads EOF. */
     char c;
     assert_int_equal(read(pipefd[0], &c, 1), 0);

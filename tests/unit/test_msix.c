@@ -13,6 +13,7 @@
 #include "devices/bus.h"
 #include "devices/msix.h"
 #include "devices/pci.h"
+#include "support/msix_function.h"
 #include "support/pci_guest.h"
 
 #define SLOT 1
@@ -102,53 +103,31 @@ static const struct msix_ops fake_ops = {
 };
 
 struct fixture {
-    struct bus pio, mmio;
-    struct pci_bus pci;
-    struct pci_device dev;
-    struct msix msix;
+    struct msix_function fn;
     struct fake_vmm vmm;
     unsigned nvectors;
-    uint64_t bar;
     unsigned cap;
 };
 
-static void forward_config_written(void *owner, uint32_t offset, uint32_t size)
-{
-    struct fixture *f = owner;
-    msix_config_written(&f->msix, offset, size);
-}
-
 static struct fixture *fixture_new(unsigned nvectors)
 {
-    static const struct pci_device_info info = {.vendor_id = 0x1234, .device_id = 0x11};
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     pthread_mutex_init(&f->vmm.lock, NULL);
     f->vmm.fail_unmask = -1;
     f->nvectors = nvectors;
-    assert_int_equal(bus_init(&f->pio, "pio"), 0);
-    assert_int_equal(bus_init(&f->mmio, "mmio"), 0);
-    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, NULL), 0);
-    assert_int_equal(pci_device_init(&f->dev, &info, "msixdev", f, NULL, forward_config_written),
-                     0);
-    assert_int_equal(msix_init(&f->msix, &f->dev, 2, nvectors, &fake_ops, &f->vmm), 0);
-    assert_int_equal(pci_bus_add_device(&f->pci, &f->dev), 0);
-    assert_true(pci_device_bar_mapped(&f->dev, 2, &f->bar));
-    f->cap = pci_guest_read(&f->pio, SLOT, 0x34, 1);
+    assert_int_equal(msix_function_init(&f->fn, 2, nvectors, &fake_ops, &f->vmm), 0);
+    f->cap = pci_guest_read(&f->fn.pio, SLOT, 0x34, 1);
     return f;
 }
 
 static void fixture_free(struct fixture *f)
 {
-    pci_bus_remove_device(&f->pci, &f->dev);
-    msix_destroy(&f->msix);
+    msix_function_unplug(&f->fn);
     for (unsigned v = 0; v < MSIX_MAX_VECTORS; v++)
         assert_false(f->vmm.unmasked[v]);
     assert_false(f->vmm.contract_broken);
-    pci_device_destroy(&f->dev);
-    pci_bus_destroy(&f->pci);
-    bus_destroy(&f->pio);
-    bus_destroy(&f->mmio);
+    msix_function_destroy(&f->fn);
     pthread_mutex_destroy(&f->vmm.lock);
     free(f);
 }
@@ -167,30 +146,30 @@ static int teardown(void **state)
 
 static void set_control(struct fixture *f, uint16_t ctrl)
 {
-    pci_guest_write(&f->pio, SLOT, f->cap + 2, 2, ctrl);
+    pci_guest_write(&f->fn.pio, SLOT, f->cap + 2, 2, ctrl);
 }
 
 static uint64_t entry(struct fixture *f, unsigned v, unsigned reg)
 {
-    return f->bar + 16 * v + reg;
+    return f->fn.bar + 16 * v + reg;
 }
 
 static void program(struct fixture *f, unsigned v, uint64_t addr, uint32_t data)
 {
-    guest_write32(&f->mmio, entry(f, v, 0), (uint32_t)addr);
-    guest_write32(&f->mmio, entry(f, v, 4), (uint32_t)(addr >> 32));
-    guest_write32(&f->mmio, entry(f, v, 8), data);
+    guest_write32(&f->fn.mmio, entry(f, v, 0), (uint32_t)addr);
+    guest_write32(&f->fn.mmio, entry(f, v, 4), (uint32_t)(addr >> 32));
+    guest_write32(&f->fn.mmio, entry(f, v, 8), data);
 }
 
 static void set_vector_mask(struct fixture *f, unsigned v, bool masked)
 {
-    guest_write32(&f->mmio, entry(f, v, 12), masked);
+    guest_write32(&f->fn.mmio, entry(f, v, 12), masked);
 }
 
 static uint64_t read_pba(struct fixture *f, unsigned qword)
 {
     uint64_t v = 0;
-    assert_true(bus_access(&f->mmio, f->bar + 0x800 + 8 * qword, &v, 8, false));
+    assert_true(bus_access(&f->fn.mmio, f->fn.bar + 0x800 + 8 * qword, &v, 8, false));
     return v;
 }
 
@@ -212,23 +191,23 @@ static void test_capability(void **state)
 {
     struct fixture *f = *state;
 
-    assert_true(pci_guest_read(&f->pio, SLOT, 0x06, 2) & PCI_STATUS_CAP_LIST);
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap, 1), 0x11);
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap + 1, 1), 0); /* last */
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap + 2, 2), 7); /* N - 1 */
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap + 4, 4), 0x000 | 2);
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap + 8, 4), 0x800 | 2);
-    assert_int_equal(pci_guest_size_bar(&f->pio, SLOT, 2), 0xFFFFF000);
+    assert_true(pci_guest_read(&f->fn.pio, SLOT, 0x06, 2) & PCI_STATUS_CAP_LIST);
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap, 1), 0x11);
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap + 1, 1), 0); /* last */
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap + 2, 2), 7); /* N - 1 */
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap + 4, 4), 0x000 | 2);
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap + 8, 4), 0x800 | 2);
+    assert_int_equal(pci_guest_size_bar(&f->fn.pio, SLOT, 2), 0xFFFFF000);
 
     /* Only enable and function mask are writable. */
     set_control(f, 0xFFFF);
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap + 2, 2), 0xC007);
-    pci_guest_write(&f->pio, SLOT, f->cap + 4, 4, 0xFFFFFFFF);
-    pci_guest_write(&f->pio, SLOT, f->cap + 8, 4, 0);
-    pci_guest_write(&f->pio, SLOT, f->cap, 2, 0);
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap, 4), 0xC0070011);
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap + 4, 4), 2);
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap + 8, 4), 0x802);
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap + 2, 2), 0xC007);
+    pci_guest_write(&f->fn.pio, SLOT, f->cap + 4, 4, 0xFFFFFFFF);
+    pci_guest_write(&f->fn.pio, SLOT, f->cap + 8, 4, 0);
+    pci_guest_write(&f->fn.pio, SLOT, f->cap, 2, 0);
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap, 4), 0xC0070011);
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap + 4, 4), 2);
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap + 8, 4), 0x802);
     set_control(f, 0);
     assert_int_equal(f->vmm.n, 0);
 }
@@ -238,32 +217,32 @@ static void test_table_programming(void **state)
     struct fixture *f = *state;
 
     for (unsigned v = 0; v < f->nvectors; v++) {
-        assert_int_equal(guest_read32(&f->mmio, entry(f, v, 0)), 0);
-        assert_int_equal(guest_read32(&f->mmio, entry(f, v, 4)), 0);
-        assert_int_equal(guest_read32(&f->mmio, entry(f, v, 8)), 0);
-        assert_int_equal(guest_read32(&f->mmio, entry(f, v, 12)), 1); /* masked */
+        assert_int_equal(guest_read32(&f->fn.mmio, entry(f, v, 0)), 0);
+        assert_int_equal(guest_read32(&f->fn.mmio, entry(f, v, 4)), 0);
+        assert_int_equal(guest_read32(&f->fn.mmio, entry(f, v, 8)), 0);
+        assert_int_equal(guest_read32(&f->fn.mmio, entry(f, v, 12)), 1); /* masked */
     }
     program(f, 3, 0x12345678FEE01003ull, 0x4041);
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 3, 0)), 0xFEE01000); /* dword aligned */
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 3, 4)), 0x12345678);
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 3, 8)), 0x4041);
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 3, 0)), 0xFEE01000); /* dword aligned */
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 3, 4)), 0x12345678);
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 3, 8)), 0x4041);
     /* Reserved vector control bits read 0. */
-    guest_write32(&f->mmio, entry(f, 3, 12), 0xFFFFFFFE);
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 3, 12)), 0);
-    guest_write32(&f->mmio, entry(f, 3, 12), 0xFFFFFFFF);
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 3, 12)), 1);
+    guest_write32(&f->fn.mmio, entry(f, 3, 12), 0xFFFFFFFE);
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 3, 12)), 0);
+    guest_write32(&f->fn.mmio, entry(f, 3, 12), 0xFFFFFFFF);
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 3, 12)), 1);
 
     /* 64-bit accesses are two dwords. */
     uint64_t q = 0x00000000FEE02000ull;
-    assert_true(bus_access(&f->mmio, entry(f, 5, 0), &q, 8, true));
+    assert_true(bus_access(&f->fn.mmio, entry(f, 5, 0), &q, 8, true));
     q = 0x0000000100000055ull; /* data 0x55, vector control 1 */
-    assert_true(bus_access(&f->mmio, entry(f, 5, 8), &q, 8, true));
+    assert_true(bus_access(&f->fn.mmio, entry(f, 5, 8), &q, 8, true));
     q = 0;
-    assert_true(bus_access(&f->mmio, entry(f, 5, 0), &q, 8, false));
+    assert_true(bus_access(&f->fn.mmio, entry(f, 5, 0), &q, 8, false));
     assert_int_equal(q, 0xFEE02000ull);
-    assert_true(bus_access(&f->mmio, entry(f, 5, 8), &q, 8, false));
+    assert_true(bus_access(&f->fn.mmio, entry(f, 5, 8), &q, 8, false));
     assert_int_equal(q, 0x0000000100000055ull);
-    assert_int_equal(msix_bad_accesses(&f->msix), 0);
+    assert_int_equal(msix_bad_accesses(&f->fn.msix), 0);
     assert_int_equal(f->vmm.n, 0); /* MSI-X is disabled: nothing reached the VMM */
 }
 
@@ -274,11 +253,11 @@ static void test_enable_and_vector_mask(void **state)
     program(f, 0, 0xFEE00000, 0x30);
     set_vector_mask(f, 0, false); /* unmasked, but MSI-X is off */
     assert_int_equal(f->vmm.n, 0);
-    assert_false(msix_is_deliverable(&f->msix, 0));
+    assert_false(msix_is_deliverable(&f->fn.msix, 0));
 
     set_control(f, MSIX_CONTROL_ENABLE);
-    assert_true(msix_is_deliverable(&f->msix, 0));
-    assert_false(msix_is_deliverable(&f->msix, 1));
+    assert_true(msix_is_deliverable(&f->fn.msix, 0));
+    assert_false(msix_is_deliverable(&f->fn.msix, 1));
     assert_int_equal(f->vmm.n, 1);
     assert_event(f, 0, EV_UNMASK, 0, 0xFEE00000, 0x30);
 
@@ -310,7 +289,7 @@ static void test_function_mask(void **state)
     set_vector_mask(f, 6, false);
     set_control(f, MSIX_CONTROL_ENABLE | MSIX_CONTROL_FMASK);
     assert_int_equal(f->vmm.n, 0);
-    assert_false(msix_is_deliverable(&f->msix, 2));
+    assert_false(msix_is_deliverable(&f->fn.msix, 2));
 
     set_control(f, MSIX_CONTROL_ENABLE);
     assert_int_equal(f->vmm.n, 2);
@@ -340,21 +319,21 @@ static void test_message_change_while_deliverable(void **state)
     set_vector_mask(f, 4, false);
     assert_int_equal(f->vmm.n, 1);
 
-    guest_write32(&f->mmio, entry(f, 4, 8), 0x51);
+    guest_write32(&f->fn.mmio, entry(f, 4, 8), 0x51);
     assert_int_equal(f->vmm.n, 2);
     assert_event(f, 1, EV_UNMASK, 4, 0xFEE00000, 0x51);
-    guest_write32(&f->mmio, entry(f, 4, 8), 0x51); /* same value: nothing */
+    guest_write32(&f->fn.mmio, entry(f, 4, 8), 0x51); /* same value: nothing */
     assert_int_equal(f->vmm.n, 2);
 
     /* A 64-bit write of the address is one update. */
     uint64_t q = 0x00000000FEE03000ull;
-    bus_access(&f->mmio, entry(f, 4, 0), &q, 8, true);
+    bus_access(&f->fn.mmio, entry(f, 4, 0), &q, 8, true);
     assert_int_equal(f->vmm.n, 3);
     assert_event(f, 2, EV_UNMASK, 4, 0xFEE03000, 0x51);
 
     /* Changing a masked vector's message does not reach the VMM until unmask. */
     set_vector_mask(f, 4, true);
-    guest_write32(&f->mmio, entry(f, 4, 8), 0x52);
+    guest_write32(&f->fn.mmio, entry(f, 4, 8), 0x52);
     assert_int_equal(f->vmm.n, 4);
     set_vector_mask(f, 4, false);
     assert_event(f, 4, EV_UNMASK, 4, 0xFEE03000, 0x52);
@@ -375,9 +354,9 @@ static void test_pba_reflects_masked_interrupts(void **state)
     assert_int_equal(read_pba(f, 0), 1u << 3);
     assert_true(f->vmm.polls > polls);
     assert_int_equal(f->vmm.incoming[3], 0);
-    assert_true(msix_is_pending(&f->msix, 3));
+    assert_true(msix_is_pending(&f->fn.msix, 3));
     uint32_t lo = 0;
-    assert_true(bus_access(&f->mmio, f->bar + 0x800, &lo, 4, false));
+    assert_true(bus_access(&f->fn.mmio, f->fn.bar + 0x800, &lo, 4, false));
     assert_int_equal(lo, 1u << 3);
     assert_int_equal(f->vmm.fires, 0);
 
@@ -387,7 +366,7 @@ static void test_pba_reflects_masked_interrupts(void **state)
     assert_event(f, 0, EV_FIRE, 3, 0xFEE00000, 0x60);
     assert_event(f, 1, EV_UNMASK, 3, 0xFEE00000, 0x60);
     assert_int_equal(read_pba(f, 0), 0);
-    assert_false(msix_is_pending(&f->msix, 3));
+    assert_false(msix_is_pending(&f->fn.msix, 3));
 
     /* The function mask keeps things pending the same way. */
     set_control(f, MSIX_CONTROL_ENABLE | MSIX_CONTROL_FMASK);
@@ -424,10 +403,10 @@ static void test_notify(void **state)
 
     program(f, 7, 0xFEE00000, 0x77);
     /* Disabled: pending. */
-    msix_notify(&f->msix, 7);
+    msix_notify(&f->fn.msix, 7);
     assert_int_equal(f->vmm.fires, 0);
     assert_int_equal(read_pba(f, 0), 1u << 7);
-    msix_notify(&f->msix, 7); /* coalesces */
+    msix_notify(&f->fn.msix, 7); /* coalesces */
     set_control(f, MSIX_CONTROL_ENABLE);
     assert_int_equal(f->vmm.fires, 0);
     set_vector_mask(f, 7, false);
@@ -436,13 +415,13 @@ static void test_notify(void **state)
     assert_int_equal(read_pba(f, 0), 0);
 
     /* Deliverable: fired at once, never pending. */
-    msix_notify(&f->msix, 7);
+    msix_notify(&f->fn.msix, 7);
     assert_int_equal(f->vmm.fires, 2);
     assert_int_equal(read_pba(f, 0), 0);
 
     /* Out of range: ignored. */
-    msix_notify(&f->msix, 8);
-    msix_notify(&f->msix, 0xFFFF);
+    msix_notify(&f->fn.msix, 8);
+    msix_notify(&f->fn.msix, 0xFFFF);
     assert_int_equal(f->vmm.fires, 2);
     set_control(f, 0);
 }
@@ -467,19 +446,19 @@ static void test_bad_accesses_ignored_and_counted(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         memset(buf, 0xAB, sizeof(buf));
-        assert_true(
-            bus_access(&f->mmio, f->bar + cases[i].offset, buf, cases[i].size, cases[i].write));
+        assert_true(bus_access(&f->fn.mmio, f->fn.bar + cases[i].offset, buf, cases[i].size,
+                               cases[i].write));
         bad++;
-        assert_int_equal(msix_bad_accesses(&f->msix), bad);
+        assert_int_equal(msix_bad_accesses(&f->fn.msix), bad);
         if (!cases[i].write) {
             for (uint32_t b = 0; b < cases[i].size; b++)
                 assert_int_equal(buf[b], 0);
         }
     }
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 0, 0)), 0xFEE00000);
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 0, 4)), 0);
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 0, 8)), 0x11);
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 0, 12)), 1);
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 0, 0)), 0xFEE00000);
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 0, 4)), 0);
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 0, 8)), 0x11);
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 0, 12)), 1);
     assert_int_equal(f->vmm.n, 0);
 }
 
@@ -492,20 +471,20 @@ static void test_unmask_failure(void **state)
     set_control(f, MSIX_CONTROL_ENABLE);
     set_vector_mask(f, 2, false);
     assert_int_equal(f->vmm.n, 0);
-    assert_int_equal(atomic_load(&f->msix.unmask_failures), 1);
+    assert_int_equal(atomic_load(&f->fn.msix.unmask_failures), 1);
     /* Masking again does not call mask() for a vector that never got unmasked. */
     set_vector_mask(f, 2, true);
     assert_false(f->vmm.contract_broken);
     /* It is still deliverable by fire(), and retried on the next change. */
     set_vector_mask(f, 2, false);
-    msix_notify(&f->msix, 2);
+    msix_notify(&f->fn.msix, 2);
     assert_int_equal(f->vmm.fires, 1);
     /* Interrupts waiting at the VMM are found by a PBA read and delivered, not left pending. */
     f->vmm.incoming[2] = 1;
     assert_int_equal(read_pba(f, 0), 0);
     assert_int_equal(f->vmm.fires, 2);
     f->vmm.fail_unmask = -1;
-    guest_write32(&f->mmio, entry(f, 2, 8), 0x23);
+    guest_write32(&f->fn.mmio, entry(f, 2, 8), 0x23);
     assert_true(f->vmm.unmasked[2]);
     set_control(f, 0);
 }
@@ -524,17 +503,17 @@ static void test_max_vectors(void **state)
     pci_device_destroy(&dev);
 
     struct fixture *f = fixture_new(128);
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, f->cap + 2, 2), 127);
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, f->cap + 2, 2), 127);
     program(f, 127, 0xFEE0F000, 0x7F);
-    assert_int_equal(guest_read32(&f->mmio, entry(f, 127, 8)), 0x7F);
-    msix_notify(&f->msix, 127);
-    msix_notify(&f->msix, 64);
-    msix_notify(&f->msix, 0);
+    assert_int_equal(guest_read32(&f->fn.mmio, entry(f, 127, 8)), 0x7F);
+    msix_notify(&f->fn.msix, 127);
+    msix_notify(&f->fn.msix, 64);
+    msix_notify(&f->fn.msix, 0);
     assert_int_equal(read_pba(f, 0), 1);
     assert_int_equal(read_pba(f, 1), 1ull << 63 | 1);
-    assert_int_equal(msix_bad_accesses(&f->msix), 0);
+    assert_int_equal(msix_bad_accesses(&f->fn.msix), 0);
     read_pba(f, 2); /* past the PBA */
-    assert_int_equal(msix_bad_accesses(&f->msix), 1);
+    assert_int_equal(msix_bad_accesses(&f->fn.msix), 1);
     set_control(f, MSIX_CONTROL_ENABLE);
     set_vector_mask(f, 127, false);
     assert_int_equal(f->vmm.fires, 1);
@@ -572,7 +551,7 @@ static void *notifier_main(void *arg)
 static void test_concurrent_notify_and_masking(void **state)
 {
     struct fixture *f = *state;
-    struct notifier n = {&f->msix, 20000};
+    struct notifier n = {&f->fn.msix, 20000};
     pthread_t t;
 
     program(f, 0, 0xFEE00000, 0x90);
@@ -611,21 +590,21 @@ static void test_garbage(void **state)
             off &= 0x8FC; /* mostly the table and PBA */
         if (off + size > MSIX_BAR_SIZE)
             off = MSIX_BAR_SIZE - size;
-        bus_access(&f->mmio, f->bar + off, &val, size, (r >> 30) & 1);
+        bus_access(&f->fn.mmio, f->fn.bar + off, &val, size, (r >> 30) & 1);
         if ((r >> 40) % 16 == 0)
             set_control(f, (uint16_t)val);
         if ((r >> 44) % 64 == 0)
-            msix_notify(&f->msix, (uint16_t)(val % 10));
+            msix_notify(&f->fn.msix, (uint16_t)(val % 10));
         if ((r >> 50) % 32 == 0)
             f->vmm.incoming[val % 8]++;
         if ((r >> 56) % 128 == 0)
-            pci_guest_write(&f->pio, SLOT, (unsigned)(val & 0xFC), 4, (uint32_t)(val >> 32));
+            pci_guest_write(&f->fn.pio, SLOT, (unsigned)(val & 0xFC), 4, (uint32_t)(val >> 32));
     }
     assert_false(f->vmm.contract_broken);
     /* unmask() never fails here, so the VMM has exactly the deliverable vectors unmasked. */
     for (unsigned v = 0; v < 8; v++)
-        assert_true(f->vmm.unmasked[v] == msix_is_deliverable(&f->msix, (uint16_t)v));
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, 0, 2), 0x1234);
+        assert_true(f->vmm.unmasked[v] == msix_is_deliverable(&f->fn.msix, (uint16_t)v));
+    assert_int_equal(pci_guest_read(&f->fn.pio, SLOT, 0, 2), 0x1234);
 }
 
 int main(void)

@@ -11,8 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -21,36 +19,26 @@
 #include "devices/pci.h"
 #include "devices/portio.h"
 #include "devices/portio_channel.h"
+#include "support/clock.h"
+#include "support/portio_pair.h"
 #include "vmm/exit_dispatch.h"
-
-struct fixture {
-    void *channel;
-    struct portio a, b; /* peers 0 and 1 */
-};
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
+    struct portio_pair *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    /* Sparse like the memfd: only the rings a test touches get pages. */
-    f->channel = mmap(NULL, PORTIO_CHANNEL_SIZE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    assert_true(f->channel != MAP_FAILED);
-    portio_channel_format(f->channel);
-    portio_channel_set_present(f->channel, 0, 100, true);
-    portio_channel_set_present(f->channel, 1, 101, true);
-    assert_int_equal(portio_init(&f->a, NULL, f->channel, 0), 0);
-    assert_int_equal(portio_init(&f->b, NULL, f->channel, 1), 0);
+    void *channel = portio_pair_channel_map();
+    assert_non_null(channel);
+    assert_int_equal(portio_pair_init(f, channel, NULL, NULL), 0);
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    portio_destroy(&f->a);
-    portio_destroy(&f->b);
-    munmap(f->channel, PORTIO_CHANNEL_SIZE);
+    struct portio_pair *f = *state;
+    portio_pair_destroy(f);
+    portio_pair_channel_unmap(f->channel);
     free(f);
     return 0;
 }
@@ -91,7 +79,7 @@ static void ins(struct portio *dev, void *buf, uint32_t len)
     portio_string_io(dev, PORTIO_DATA, buf, 1, len, false);
 }
 
-static void connect_pair(struct fixture *f)
+static void connect_pair(struct portio_pair *f)
 {
     out32(&f->a, PORTIO_REG_PEER, 1);
     out32(&f->b, PORTIO_REG_PEER, 0);
@@ -109,7 +97,7 @@ static void fill(uint8_t *buf, size_t len, uint32_t seed)
 
 static void test_registers_after_reset(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     assert_int_equal(in32(&f->a, PORTIO_REG_ID), PORTIO_ID_VALUE);
     assert_int_equal(in32(&f->b, PORTIO_REG_OWN_ID), 1);
     assert_int_equal(in32(&f->a, PORTIO_REG_PEER), PORTIO_PEER_NONE);
@@ -135,7 +123,7 @@ static void test_registers_after_reset(void **state)
 
 static void test_bytes_arrive_in_order_at_every_width(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     out8(&f->a, PORTIO_DATA, 0x11);
     uint16_t w = 0x3322;
@@ -160,7 +148,7 @@ static void test_bytes_arrive_in_order_at_every_width(void **state)
 
 static void test_string_io_moves_a_page_in_one_call(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     uint8_t out[4096], in[4096];
     fill(out, sizeof(out), 1);
@@ -179,7 +167,7 @@ static void test_string_io_moves_a_page_in_one_call(void **state)
 
 static void test_wrap_around_many_times(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     /* 3001 is coprime with the ring size: chunks straddle the end at every offset. */
     static uint8_t out[3001], in[3001];
@@ -202,7 +190,7 @@ static void test_wrap_around_many_times(void **state)
 
 static void test_full_ring_refuses_whole_writes(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     static uint8_t big[PORTIO_RING_BYTES], back[PORTIO_RING_BYTES];
     fill(big, sizeof(big), 7);
@@ -230,7 +218,7 @@ static void test_full_ring_refuses_whole_writes(void **state)
 
 static void test_empty_or_short_reads_consume_nothing(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     assert_int_equal(in8(&f->b, PORTIO_DATA), 0xff); /* no partner selected */
     connect_pair(f);
     assert_int_equal(in32(&f->b, PORTIO_DATA), 0xffffffff);
@@ -254,7 +242,7 @@ static void test_empty_or_short_reads_consume_nothing(void **state)
 
 static void test_peer_loss_refuses_writes_and_keeps_delivered_data(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     out32(&f->b, PORTIO_DATA, 0x04030201); /* B delivers 4 bytes to A, then dies */
     out32(&f->a, PORTIO_DATA, 0xaabbccdd); /* which B never reads */
@@ -289,7 +277,7 @@ static void test_peer_loss_refuses_writes_and_keeps_delivered_data(void **state)
 
 static void test_partner_absent_at_selection_binds_on_arrival(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     out32(&f->a, PORTIO_REG_PEER, 5);
     uint32_t st = in32(&f->a, PORTIO_REG_STATUS);
     assert_int_equal(st, PORTIO_STATUS_PEER_SELECTED);
@@ -301,9 +289,38 @@ static void test_partner_absent_at_selection_binds_on_arrival(void **state)
     assert_true(in32(&f->a, PORTIO_REG_STATUS) & PORTIO_STATUS_PEER_GONE);
 }
 
+/* Found by fuzz_portio: the partner that appeared after selection and left again before the
+ * guest looked was forgotten, and the next VM with that ID was taken for it. */
+static void test_partner_that_came_and_went_unseen_is_gone(void **state)
+{
+    struct portio_pair *f = *state;
+    out32(&f->a, PORTIO_REG_PEER, 5);
+    portio_channel_set_present(f->channel, 5, 105, true);
+    portio_channel_set_present(f->channel, 5, 0, false);
+    assert_int_equal(in32(&f->a, PORTIO_REG_STATUS),
+                     PORTIO_STATUS_PEER_SELECTED | PORTIO_STATUS_PEER_GONE);
+    portio_channel_set_present(f->channel, 5, 106, true);
+    out8(&f->a, PORTIO_DATA, 1);
+    assert_int_equal(in32(&f->a, PORTIO_REG_TX_REFUSED), 1);
+    out32(&f->a, PORTIO_REG_PEER, 5);
+    assert_int_equal(in32(&f->a, PORTIO_REG_TX_SPACE), PORTIO_RING_BYTES);
+}
+
+/* Found by fuzz_portio: PEER_GONE holds "until PEER is written again", a value that selects
+ * nobody included. */
+static void test_any_peer_write_clears_peer_gone(void **state)
+{
+    struct portio_pair *f = *state;
+    connect_pair(f);
+    portio_channel_set_present(f->channel, 1, 0, false);
+    assert_true(in32(&f->a, PORTIO_REG_STATUS) & PORTIO_STATUS_PEER_GONE);
+    out32(&f->a, PORTIO_REG_PEER, 64);
+    assert_int_equal(in32(&f->a, PORTIO_REG_STATUS), 0);
+}
+
 static void test_loopback_to_own_id(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     out32(&f->a, PORTIO_REG_PEER, 0);
     out32(&f->a, PORTIO_DATA, 0x12345678);
     assert_int_equal(in32(&f->a, PORTIO_DATA), 0x12345678);
@@ -311,7 +328,7 @@ static void test_loopback_to_own_id(void **state)
 
 static void test_bad_accesses_are_ignored_and_counted(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     portio_io(&f->a, PORTIO_DATA, junk, 3, true); /* no x86 in/out is 3 bytes */
@@ -349,7 +366,7 @@ static void test_bad_accesses_are_ignored_and_counted(void **state)
 
 static void test_byte_reads_of_a_register_see_one_value(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     static uint8_t data[0x1ff];
     outs(&f->a, data, 0xff);
@@ -370,7 +387,7 @@ static void test_byte_reads_of_a_register_see_one_value(void **state)
 
 static void test_corrupt_ring_counters_read_as_empty_and_full(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     /* A broken peer VMM writes nonsense into the ring from 1 to 0 and from 0 to 1. */
     atomic_store(&portio_channel_ring(f->channel, 1, 0)->head, 5ull << 40);
@@ -385,16 +402,9 @@ static void test_corrupt_ring_counters_read_as_empty_and_full(void **state)
 
 /* ---- waiting ---- */
 
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void *late_writer(void *arg)
 {
-    struct fixture *f = arg;
+    struct portio_pair *f = arg;
     usleep(5000);
     out32(&f->b, PORTIO_DATA, 0xcafef00d);
     return NULL;
@@ -402,12 +412,12 @@ static void *late_writer(void *arg)
 
 static void test_wait_registers_sleep_and_wake(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     connect_pair(f);
     /* Nothing comes: the wait ends by itself, bounded. */
-    int64_t start = now_ms();
+    int64_t start = test_now_ms();
     assert_int_equal(in32(&f->a, PORTIO_REG_WAIT_RX), 0);
-    int64_t took = now_ms() - start;
+    int64_t took = test_now_ms() - start;
     assert_true(took >= PORTIO_WAIT_MAX_MS - 1 && took < 10 * PORTIO_WAIT_MAX_MS);
     /* Space is there: WAIT_TX answers at once. */
     assert_int_equal(in32(&f->a, PORTIO_REG_WAIT_TX), PORTIO_RING_BYTES);
@@ -426,9 +436,9 @@ static void test_wait_registers_sleep_and_wake(void **state)
     static uint8_t big[PORTIO_RING_BYTES];
     outs(&f->a, big, sizeof(big));
     portio_channel_set_present(f->channel, 1, 0, false);
-    start = now_ms();
+    start = test_now_ms();
     assert_int_equal(in32(&f->a, PORTIO_REG_WAIT_TX), 0);
-    assert_true(now_ms() - start < PORTIO_WAIT_MAX_MS);
+    assert_true(test_now_ms() - start < PORTIO_WAIT_MAX_MS);
 }
 
 struct kick_target {
@@ -452,27 +462,42 @@ static void *long_waiter(void *arg)
  * channel must end at once then, not at its timeout. */
 static void test_a_signal_ends_a_wait(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     struct sigaction sa = {.sa_handler = kick_handler}, old;
     sigemptyset(&sa.sa_mask);
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
     struct kick_target k = {.ring = portio_channel_ring(f->channel, 1, 0), .result = 1};
     pthread_t t;
-    int64_t start = now_ms();
+    int64_t start = test_now_ms();
     assert_int_equal(pthread_create(&t, NULL, long_waiter, &k), 0);
     usleep(50000);
     pthread_kill(t, SIGUSR1);
     pthread_join(t, NULL);
     assert_int_equal(k.result, -EINTR);
-    assert_true(now_ms() - start < 2500);
+    assert_true(test_now_ms() - start < 2500);
     sigaction(SIGUSR1, &old, NULL);
+}
+
+/* Found by fuzz_portio: a rep ins on WAIT_RX slept for every element, so one exit held the
+ * vCPU up to count * PORTIO_WAIT_MAX_MS, and a kick ended only one of those sleeps. */
+static void test_rep_ins_on_a_wait_register_waits_once(void **state)
+{
+    struct portio_pair *f = *state;
+    connect_pair(f);
+    uint8_t avail[128];
+    memset(avail, 0xa5, sizeof(avail));
+    int64_t start = test_now_ms();
+    portio_string_io(&f->a, PORTIO_REG_WAIT_RX, avail, 1, sizeof(avail), false);
+    assert_true(test_now_ms() - start < 10 * PORTIO_WAIT_MAX_MS);
+    assert_int_equal(avail[0], 0);
+    assert_int_equal(avail[sizeof(avail) - 1], 0);
 }
 
 /* ---- through the PCI bus, as the VMM uses it ---- */
 
 static void test_on_the_pci_bus_string_io_is_one_call(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     struct bus pio, mmio;
     struct pci_bus pci;
     struct portio dev;
@@ -538,7 +563,7 @@ static void test_on_the_pci_bus_string_io_is_one_call(void **state)
 
 static void test_init_rejects_bad_arguments(void **state)
 {
-    struct fixture *f = *state;
+    struct portio_pair *f = *state;
     struct portio dev;
     assert_int_equal(portio_init(&dev, NULL, NULL, 0), -EINVAL);
     assert_int_equal(portio_init(&dev, NULL, f->channel, PORTIO_MAX_PEERS), -EINVAL);
@@ -558,12 +583,15 @@ int main(void)
         T(test_empty_or_short_reads_consume_nothing),
         T(test_peer_loss_refuses_writes_and_keeps_delivered_data),
         T(test_partner_absent_at_selection_binds_on_arrival),
+        T(test_partner_that_came_and_went_unseen_is_gone),
+        T(test_any_peer_write_clears_peer_gone),
         T(test_loopback_to_own_id),
         T(test_bad_accesses_are_ignored_and_counted),
         T(test_byte_reads_of_a_register_see_one_value),
         T(test_corrupt_ring_counters_read_as_empty_and_full),
         T(test_wait_registers_sleep_and_wake),
         T(test_a_signal_ends_a_wait),
+        T(test_rep_ins_on_a_wait_register_waits_once),
         T(test_on_the_pci_bus_string_io_is_one_call),
         T(test_init_rejects_bad_arguments),
     };

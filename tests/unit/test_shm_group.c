@@ -824,7 +824,7 @@ static void test_portio_channel_presence_and_rings(void **state)
 static void test_in_process_join_leaves_no_fd(void **state)
 {
     struct fixture *f = *state;
-    int before = test_count_fds();
+    int before = test_open_fd_count();
     struct shm_spec spec;
     char why[512];
     assert_int_equal(shm_spec_parse("self,size=8K,vectors=3", &spec, why, sizeof(why)), 0);
@@ -852,7 +852,7 @@ static void test_in_process_join_leaves_no_fd(void **state)
     assert_int_equal(shm_group_start(&g, NULL, NULL), -EALREADY);
     shm_group_leave(&g);
     shm_group_leave(&g);
-    assert_int_equal(test_count_fds(), before);
+    assert_int_equal(test_open_fd_count(), before);
     expect_group_gone(f, f->brokers[0], "self");
 }
 

@@ -5,7 +5,6 @@
  * bounded: a broken broker fails a test, it never hangs ctest. */
 #pragma once
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -21,22 +20,16 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "tests/unit/support/clock.h"
+#include "tests/unit/support/fds.h"
 #include "vmm/broker.h"
 #include "vmm/ivshmem_protocol.h"
 
 #define IVCLIENT_TIMEOUT_MS 3000
-
-static inline int64_t test_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A fresh 0700 folder under $TMPDIR or /tmp. */
 static inline void test_tmpdir(char *dir, size_t len, const char *tag)
@@ -89,20 +82,6 @@ static inline bool test_wait_path(const char *path, bool want, int timeout_ms)
         usleep(5000);
     }
     return true;
-}
-
-/* Open fds in this process (the listing's own fd not counted). */
-static inline int test_count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
-            n++;
-    closedir(d);
-    return n;
 }
 
 /* A protocol client. */
