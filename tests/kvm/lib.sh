@@ -59,6 +59,16 @@ tiny_exits() { # log io|items|mmio
     esac
 }
 
+# From minivmm --verbose: "time in the VMM on those exits: port I/O N ns, MMIO K ns".
+tiny_vmm_ns() { # log io|mmio
+    local re='time in the VMM on those exits: port I/O ([0-9]+) ns, MMIO ([0-9]+) ns'
+    [[ $1 =~ $re ]] || return 1
+    case $2 in
+    io) echo "${BASH_REMATCH[1]}" ;;
+    mmio) echo "${BASH_REMATCH[2]}" ;;
+    esac
+}
+
 # Requires the guest's pass status; on failure shows its console and minivmm's messages.
 tiny_expect_pass() { # what
     if [ "$tiny_status" -eq 32 ]; then

@@ -15,6 +15,7 @@ shm="--shm=tiny-mmio,size=4M"
 tiny_run mmio.elf "tiny.reps=0 tiny.shm=4M" "$shm"
 tiny_expect_pass "empty loops" || finish
 base=$(tiny_exits "$tiny_log" mmio) || { fail "minivmm --verbose printed no exit counts"; finish; }
+base_vmm_ns=$(tiny_vmm_ns "$tiny_log" mmio)
 tiny_run mmio.elf "tiny.reps=$reps tiny.shm=4M" "$shm"
 tiny_expect_pass "$reps reads, writes and doorbells" || finish
 echo "$tiny_out" | grep RESULT
@@ -31,4 +32,13 @@ echo "MMIO read exit $read_us us, MMIO write exit $write_us us, ioeventfd doorbe
 tiny_csv mmio none in 4 exit_cost_us "$read_us" us
 tiny_csv mmio none out 4 exit_cost_us "$write_us" us
 tiny_csv doorbell none out 4 ioeventfd_write_us "$doorbell_us" us
+# The register accesses' cost split by timestamps: minivmm's own time on those exits
+# (between KVM_RUN returning and the next KVM_RUN) and the rest.
+vmm_ns=$(($(tiny_vmm_ns "$tiny_log" mmio) - base_vmm_ns))
+access_ns=$(($(tiny_result "$tiny_out" read_ns) + $(tiny_result "$tiny_out" write_ns)))
+vmm_us=$(tiny_div "$vmm_ns" $((2 * reps * 1000)) 3)
+kvm_us=$(tiny_div "$((access_ns - vmm_ns))" $((2 * reps * 1000)) 3)
+echo "MMIO exit: $vmm_us us in minivmm (device and bus), $kvm_us us in the CPU, KVM and the KVM_RUN ioctl"
+tiny_csv mmio none both 4 layer_vmm_handling_us "$vmm_us" us
+tiny_csv mmio none both 4 layer_vm_exit_and_kvm_us "$kvm_us" us
 finish

@@ -21,6 +21,7 @@ for phase in 0 1 2; do
     tiny_run portio.elf "tiny.phase=$phase tiny.reps=0"
     tiny_expect_pass "$name, empty loop" || continue
     base_exits=$(tiny_exits "$tiny_log" io) base_items=$(tiny_exits "$tiny_log" items)
+    base_vmm_ns=$(tiny_vmm_ns "$tiny_log" io)
     tiny_run portio.elf "tiny.phase=$phase tiny.reps=$reps"
     tiny_expect_pass "$name x $reps" || continue
     [ -n "$base_exits" ] && tiny_exits "$tiny_log" io >/dev/null ||
@@ -43,6 +44,14 @@ for phase in 0 1 2; do
         cost_us=$(tiny_div "$ns" "$((reps * 1000))" 3)
         pass "out: one exit per outb, $cost_us us per exit (user mode to the VMM and back)"
         tiny_csv portio none out 1 exit_cost_us "$cost_us" us
+        # The exit's cost split by timestamps: what minivmm's vCPU thread spent between
+        # KVM_RUN returning and the next KVM_RUN, and the rest (CPU, KVM, the ioctl).
+        vmm_ns=$(($(tiny_vmm_ns "$tiny_log" io) - base_vmm_ns))
+        vmm_us=$(tiny_div "$vmm_ns" "$((reps * 1000))" 3)
+        kvm_us=$(tiny_div "$((ns - vmm_ns))" "$((reps * 1000))" 3)
+        echo "out exit: $vmm_us us in minivmm (device and bus), $kvm_us us in the CPU, KVM and the KVM_RUN ioctl"
+        tiny_csv portio none out 1 layer_vmm_handling_us "$vmm_us" us
+        tiny_csv portio none out 1 layer_vm_exit_and_kvm_us "$kvm_us" us
     else
         per_exit=$(tiny_div "$items" "$exits" 1)
         page_us=$(tiny_div "$ns" "$((reps * 1000))" 1)
