@@ -562,6 +562,25 @@ fail:
 
 /* ---- after joining: the group's thread ------------------------------------------------- */
 
+/* A peer's eventfds, all its vectors announced, go to peer_joined, which owns them from
+ * then on (closed here when nobody listens). */
+static void peer_hand_over(struct shm_group *g, unsigned int id)
+{
+    struct shm_group_peer *p = &g->peers[id];
+    int fds[SHM_MAX_VECTORS];
+    unsigned int nfds = p->nfds;
+    memcpy(fds, p->fds, sizeof(int) * nfds);
+    p->nfds = 0;
+    for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
+        p->fds[v] = -1;
+    if (g->events.peer_joined) {
+        g->events.peer_joined(g->ctx, id, fds, nfds);
+    } else {
+        for (unsigned int v = 0; v < nfds; v++)
+            close(fds[v]);
+    }
+}
+
 static void group_message(struct shm_group *g, int64_t value, int fd)
 {
     if (value < 0 || value >= SHM_MAX_PEERS || (unsigned int)value == g->id ||
@@ -589,19 +608,8 @@ static void group_message(struct shm_group *g, int64_t value, int fd)
     p->fds[p->nfds++] = fd;
     if (p->nfds < g->vectors)
         return;
-    int fds[SHM_MAX_VECTORS];
-    unsigned int nfds = p->nfds;
-    memcpy(fds, p->fds, sizeof(int) * nfds);
-    p->nfds = 0;
-    for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
-        p->fds[v] = -1;
     p->present = true;
-    if (g->events.peer_joined) {
-        g->events.peer_joined(g->ctx, id, fds, nfds);
-    } else {
-        for (unsigned int v = 0; v < nfds; v++)
-            close(fds[v]);
-    }
+    peer_hand_over(g, id);
 }
 
 static void *group_thread(void *arg)
@@ -669,21 +677,8 @@ int shm_group_start(struct shm_group *g, const struct shm_group_events *events, 
     g->ctx = ctx;
 
     for (unsigned int id = 0; id < SHM_MAX_PEERS; id++) {
-        struct shm_group_peer *p = &g->peers[id];
-        if (!p->present)
-            continue;
-        int fds[SHM_MAX_VECTORS];
-        unsigned int nfds = p->nfds;
-        memcpy(fds, p->fds, sizeof(int) * nfds);
-        p->nfds = 0;
-        for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
-            p->fds[v] = -1;
-        if (g->events.peer_joined) {
-            g->events.peer_joined(ctx, id, fds, nfds);
-        } else {
-            for (unsigned int v = 0; v < nfds; v++)
-                close(fds[v]);
-        }
+        if (g->peers[id].present)
+            peer_hand_over(g, id);
     }
 
     g->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

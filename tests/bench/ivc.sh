@@ -10,7 +10,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 run_self_with_kvm 1800 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
 if [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ]; then
     sizes=${IVC_BENCH_SIZES:-4K 2M 64M}
@@ -21,9 +21,7 @@ else
 fi
 shm=${IVC_BENCH_SHM:-64M}
 out_dir=$MINIVMM_BUILD_DIR/bench
-logs=$(mktemp -d)
 mkdir -p "$out_dir"
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 echo "ivc benchmark: $(uname -r), $(nproc) CPUs, ${MINIVMM_IN_KVM_HOST:+emulated KVM host (absolute times are those of an emulator), }sizes $sizes, $count round trips, --shm size $shm"
 
 run="ivc-bench,--count,$count,--timeout,600"

@@ -17,7 +17,7 @@
 . "$MINIVMM_SOURCE_DIR/tests/lib/bench-lib.sh"
 require_guest_image
 run_self_with_kvm 1800 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
 # '+' between sizes: minivmm.run splits its words on commas.
 if [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ]; then
@@ -26,8 +26,6 @@ else
     sizes=${MINIVMM_PORTIO_BENCH_SIZES:-4K+2M+1G}
 fi
 csv=$BENCH_DIR/portio.csv
-logs=$(mktemp -d)
-trap 'kill -9 $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 echo "portio benchmark: $(uname -r), $(nproc) CPUs, ${MINIVMM_IN_KVM_HOST:+emulated KVM host (absolute times are those of an emulator), }sizes $sizes"
 
 xfer="portio-xfer,--io,both,--timeout,300"

@@ -25,7 +25,7 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not install
 host_limits=$MINIVMM_BUILD_DIR/tests/host-limits
 [ -x "$host_limits" ] || skip "no $host_limits: build the project first"
 run_self_with_kvm 1800 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
 read -ra sizes <<<"${MINIVMM_BENCH_SIZES:-4K 2M 1G}"
 count=${MINIVMM_BENCH_PINGS:-2000}
@@ -33,8 +33,6 @@ reps=${MINIVMM_BENCH_REPS:-5}
 where=$(bench_env_label)
 csv=$BENCH_DIR/shm.csv
 samples=$BENCH_DIR/shm-samples.csv
-logs=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 echo "shm benchmark: $(uname -r), $(nproc) CPUs, ${MINIVMM_IN_KVM_HOST:+emulated KVM host (absolute times are those of an emulator), }sizes ${sizes[*]} each way, $count round trips"
 
 # The limits first, while no VM competes for the CPUs; and what this host is.

@@ -7,11 +7,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 run_self_with_kvm 600 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
-logs=$(mktemp -d)
-watch_vm_logs "$logs"
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 sizes=(3 12345 4K 2M)
 bytes=(3 12345 4096 2097152)
 run="ivc-bench,--channel,shm-poll,--channel,shm-irq,--count,200,--timeout,120"

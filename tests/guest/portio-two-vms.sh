@@ -7,14 +7,11 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 run_self_with_kvm 900 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
 # Small on purpose: every byte is a VM exit, and in the emulated KVM host each exit is a
 # round of nested SVM under TCG, whose rare faults (README) grow with their number.
 SIZE=${MINIVMM_PORTIO_TEST_SIZE:-16K}
-logs=$(mktemp -d)
-watch_vm_logs "$logs"
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 xfer="portio-xfer,--io,byte,--timeout,120"
 "$MINIVMM" --shm=pio,vectors=0,portio=on \
     --append "minivmm.run=$xfer,--peer,1,--progress,4K,both=$SIZE,send=1G" >"$logs/a" 2>&1 &

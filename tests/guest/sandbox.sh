@@ -7,11 +7,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 run_self_with_kvm 900 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
-logs=$(mktemp -d)
-watch_vm_logs "$logs"
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 
 field() { # pid-or-task-path key
     awk -v key="$2:" '$1 == key { print $2 }' "$1/status" 2>/dev/null

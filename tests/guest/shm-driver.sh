@@ -13,11 +13,8 @@
 require_guest_image
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 run_self_with_kvm 900 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
-logs=$(mktemp -d)
-watch_vm_logs "$logs"
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 
 qemu_vm() { # run-list, ivshmem QEMU options...: QEMU ends with 2 * status + 1
     local run=$1

@@ -14,11 +14,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 run_self_with_kvm 1200 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
-logs=$(mktemp -d)
-watch_vm_logs "$logs"
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 initrd=$(initrd_with_folder "$MINIVMM_SOURCE_DIR/tests/guest/shm-faults")
 
 # Counts the lines of FILE that contain TEXT.

@@ -5,11 +5,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 run_self_with_kvm 900 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
-logs=$(mktemp -d)
-watch_vm_logs "$logs"
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 "$MINIVMM" --shm=loss --append "minivmm.run=shm-peer-watch,--timeout,300" >"$logs/a" 2>&1 &
 survivor=$!
 wait_for_text "$logs/a" "shm-peer-watch: peer 0 watching" 300 || fail "first VM never started watching"

@@ -7,11 +7,8 @@
 require_guest_image
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 run_self_with_kvm 900 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
-logs=$(mktemp -d)
-watch_vm_logs "$logs"
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 
 qemu_peer() { # run-list: QEMU ends with (2 * status + 1) through isa-debug-exit
     qemu_guest "quiet minivmm.run=$1" \

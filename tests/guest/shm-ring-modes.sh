@@ -12,10 +12,8 @@
 require_guest_image
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 run_self_with_kvm 900 "$@"
-use_private_runtime_dir
+start_vm_group_test
 
-logs=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
 
 minivmm_vm() { # group log run-list
     "$MINIVMM" --shm="$1" --append "quiet minivmm.run=$3" >"$logs/$2" 2>&1 </dev/null &

@@ -137,6 +137,16 @@ use_private_runtime_dir() {
     export XDG_RUNTIME_DIR
 }
 
+# For tests that start several VMs: a private runtime folder (their groups meet no other),
+# $logs for the VMs' console logs, watched for the emulated host's fault (watch_vm_logs);
+# on exit every VM still running is killed and both folders are removed.
+start_vm_group_test() {
+    use_private_runtime_dir
+    logs=$(mktemp -d)
+    watch_vm_logs "$logs"
+    trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
+}
+
 # Prints the path of an initrd that is the default image's initramfs plus the files of
 # FOLDER under /FOLDER-NAME in the guest: Linux unpacks concatenated cpio archives in turn.
 # For guest-side test scripts (minivmm.run=sh,/NAME/script.sh). The file is made under

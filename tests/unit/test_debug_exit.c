@@ -9,20 +9,7 @@
 
 #include "devices/bus.h"
 #include "devices/debug_exit.h"
-
-struct fake_machine {
-    int calls;
-    enum machine_stop_reason reason;
-    int status;
-};
-
-static void fake_request_stop(void *ctx, enum machine_stop_reason reason, int status)
-{
-    struct fake_machine *m = ctx;
-    m->calls++;
-    m->reason = reason;
-    m->status = status;
-}
+#include "support/fake_machine.h"
 
 static void expect_status(struct bus *bus, struct fake_machine *m, uint16_t port, uint32_t value,
                           uint32_t size, int status)

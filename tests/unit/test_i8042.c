@@ -10,23 +10,10 @@
 
 #include "devices/bus.h"
 #include "devices/i8042.h"
+#include "support/fake_machine.h"
 
 #define STR_OBF 0x01
 #define STR_IBF 0x02
-
-struct fake_machine {
-    int calls;
-    enum machine_stop_reason reason;
-    int status;
-};
-
-static void fake_request_stop(void *ctx, enum machine_stop_reason reason, int status)
-{
-    struct fake_machine *m = ctx;
-    m->calls++;
-    m->reason = reason;
-    m->status = status;
-}
 
 struct fixture {
     struct bus bus;
