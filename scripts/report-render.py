@@ -377,9 +377,9 @@ def render(rows, bad, env, csv_names, out_dir):
     layers = [r for r in summary if r.metric.startswith("layer_")]
     if layers:
         md += ["Measured with timestamps by the benchmark that wrote the rows.", ""]
-        md += [md_table(["channel", "VMMs", "direction", "layer", "time"],
-                        [[r.channel, r.pair, r.direction, layer_name(r),
-                          f"{fmt(r.value)} {r.unit}"] for r in layers]), ""]
+        md += [md_table(["channel", "VMMs", "direction", "size", "layer", "time"],
+                        [[r.channel, r.pair, r.direction, size_label(r.size_bytes),
+                          layer_name(r), f"{fmt(r.value)} {r.unit}"] for r in layers]), ""]
     else:
         md += ["Not measured: no `layer_*` rows in this run.", ""]
 
