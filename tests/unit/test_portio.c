@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +20,7 @@
 #include "devices/pci.h"
 #include "devices/portio.h"
 #include "devices/portio_channel.h"
+#include "support/portio_channel.h"
 #include "vmm/exit_dispatch.h"
 
 struct fixture {
@@ -32,15 +32,9 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    /* Sparse like the memfd: only the rings a test touches get pages. */
-    f->channel = mmap(NULL, PORTIO_CHANNEL_SIZE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    assert_true(f->channel != MAP_FAILED);
-    portio_channel_format(f->channel);
-    portio_channel_set_present(f->channel, 0, 100, true);
-    portio_channel_set_present(f->channel, 1, 101, true);
-    assert_int_equal(portio_init(&f->a, NULL, f->channel, 0), 0);
-    assert_int_equal(portio_init(&f->b, NULL, f->channel, 1), 0);
+    f->channel = test_portio_channel_new();
+    test_portio_join(f->channel, &f->a, 0);
+    test_portio_join(f->channel, &f->b, 1);
     *state = f;
     return 0;
 }
@@ -50,19 +44,12 @@ static int teardown(void **state)
     struct fixture *f = *state;
     portio_destroy(&f->a);
     portio_destroy(&f->b);
-    munmap(f->channel, PORTIO_CHANNEL_SIZE);
+    test_portio_channel_free(f->channel);
     free(f);
     return 0;
 }
 
-/* ---- guest-side helpers ---- */
-
-static uint32_t in32(struct portio *dev, unsigned int port)
-{
-    uint32_t v = 0;
-    portio_io(dev, port, &v, 4, false);
-    return v;
-}
+/* ---- guest-side helpers (in32, out32, ins, outs: support/portio_channel.h) ---- */
 
 static uint8_t in8(struct portio *dev, unsigned int port)
 {
@@ -71,24 +58,9 @@ static uint8_t in8(struct portio *dev, unsigned int port)
     return v;
 }
 
-static void out32(struct portio *dev, unsigned int port, uint32_t v)
-{
-    portio_io(dev, port, &v, 4, true);
-}
-
 static void out8(struct portio *dev, unsigned int port, uint8_t v)
 {
     portio_io(dev, port, &v, 1, true);
-}
-
-static void outs(struct portio *dev, const void *buf, uint32_t len)
-{
-    portio_string_io(dev, PORTIO_DATA, (void *)buf, 1, len, true);
-}
-
-static void ins(struct portio *dev, void *buf, uint32_t len)
-{
-    portio_string_io(dev, PORTIO_DATA, buf, 1, len, false);
 }
 
 static void connect_pair(struct fixture *f)
