@@ -563,14 +563,15 @@ static int handshake(struct ivc_chan *chan, int timeout_ms)
     c->hello_owed = true;
     c->presence_checked_ns = ivc_now_ns();
     int err = get_credit(chan, IVC_PIO_HDR + sizeof(struct ivc_pio_hello), timeout_ms, deadline);
-    if (err)
-        return err;
-    send_owed_hello(chan);
-    uint64_t now = ivc_now_ns();
-    int left_ms = timeout_ms < 0    ? IVC_FOREVER
-                  : deadline <= now ? 0
-                                    : (int)((deadline - now + 999999) / 1000000);
-    err = receive(chan, left_ms, true);
+    if (!err) {
+        send_owed_hello(chan);
+        uint64_t now = ivc_now_ns();
+        int left_ms = timeout_ms < 0    ? IVC_FOREVER
+                      : deadline <= now ? 0
+                                        : (int)((deadline - now + 999999) / 1000000);
+        err = receive(chan, left_ms, true);
+    }
+    /* ivc_open's contract: a peer that did not answer in time is -ETIMEDOUT, even at 0. */
     return err == -EAGAIN ? -ETIMEDOUT : err;
 }
 
@@ -620,22 +621,32 @@ static size_t pio_max_msg(const struct ivc_chan *chan)
     return IVC_PORTIO_MAX_MSG;
 }
 
+/* The library's part of a call since start: its time less the waits and STATUS reads. */
+static void account_library_time(struct ivc_chan *chan, uint64_t start,
+                                 const struct ivc_stats *before)
+{
+    if (chan->ctx->timing)
+        chan->stats.ring_ns += ivc_now_ns() - start - (chan->stats.wait_ns - before->wait_ns) -
+                               (chan->stats.presence_ns - before->presence_ns);
+}
+
 static int pio_send(struct ivc_chan *chan, const void *buf, size_t len, int timeout_ms)
 {
-    uint64_t start = ivc_now_ns(), waited = chan->stats.wait_ns;
+    uint64_t start = ivc_now_ns();
+    struct ivc_stats before = chan->stats;
 
     if (chan_of(chan)->reserved)
         return -EBUSY;
     int err = send_message(chan, buf, len, timeout_ms);
-    if (chan->ctx->timing)
-        chan->stats.ring_ns += ivc_now_ns() - start - (chan->stats.wait_ns - waited);
+    account_library_time(chan, start, &before);
     return err;
 }
 
 static ssize_t pio_recv_ref(struct ivc_chan *chan, const void **msg, int timeout_ms)
 {
     struct pio_chan *c = chan_of(chan);
-    uint64_t start = ivc_now_ns(), waited = chan->stats.wait_ns;
+    uint64_t start = ivc_now_ns();
+    struct ivc_stats before = chan->stats;
 
     if (c->lent)
         return -EBUSY;
@@ -643,8 +654,7 @@ static ssize_t pio_recv_ref(struct ivc_chan *chan, const void **msg, int timeout
         return c->error;
     select_partner(chan);
     int ready = receive(chan, timeout_ms, false);
-    if (chan->ctx->timing)
-        chan->stats.ring_ns += ivc_now_ns() - start - (chan->stats.wait_ns - waited);
+    account_library_time(chan, start, &before);
     if (ready < 0)
         return ready;
     c->lent = true;
