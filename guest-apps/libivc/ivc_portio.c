@@ -95,14 +95,24 @@ static void native_out32(void *opaque, unsigned int offset, uint32_t value)
     outl(value, ((struct pio_ctx *)opaque)->base + offset);
 }
 
+/* Whole dwords where the length allows: KVM emulates `rep outs` one element per exit to the
+ * VMM, so outsl moves 4 bytes an exit where outsb moves one. */
 static void native_ins(void *opaque, unsigned int offset, void *buf, uint32_t len)
 {
-    insb(((struct pio_ctx *)opaque)->base + offset, buf, len);
+    unsigned int port = ((struct pio_ctx *)opaque)->base + offset;
+    if (len % 4 == 0)
+        insl(port, buf, len / 4);
+    else
+        insb(port, buf, len);
 }
 
 static void native_outs(void *opaque, unsigned int offset, const void *buf, uint32_t len)
 {
-    outsb(((struct pio_ctx *)opaque)->base + offset, buf, len);
+    unsigned int port = ((struct pio_ctx *)opaque)->base + offset;
+    if (len % 4 == 0)
+        outsl(port, buf, len / 4);
+    else
+        outsb(port, buf, len);
 }
 
 static uint32_t reg(const struct pio_ctx *p, unsigned int offset)
@@ -289,12 +299,14 @@ static void write_frame(struct ivc_chan *chan, uint32_t type, const void *payloa
     struct pio_chan *c = chan_of(chan);
     struct ivc_pio_hdr hdr = {
         .magic_type = IVC_PIO_MAGIC | type, .len = len, .msg_len = msg_len, .offset = offset};
+    uint32_t frame = (uint32_t)IVC_PIO_HDR + IVC_PIO_PADDED(len);
 
     memcpy(c->stage, &hdr, IVC_PIO_HDR);
     if (len)
         memcpy(c->stage + IVC_PIO_HDR, payload, len);
-    p->io.outs(p->io.opaque, PORTIO_DATA, c->stage, (uint32_t)IVC_PIO_HDR + len);
-    c->tx_credit -= (uint32_t)IVC_PIO_HDR + len;
+    memset(c->stage + IVC_PIO_HDR + len, 0, IVC_PIO_PADDED(len) - len);
+    p->io.outs(p->io.opaque, PORTIO_DATA, c->stage, frame);
+    c->tx_credit -= frame;
 }
 
 /* Sends the HELLO the peer may be missing, when there is room now. */
@@ -337,14 +349,15 @@ static int send_message(struct ivc_chan *chan, const void *buf, size_t len, int 
     send_owed_hello(chan);
     do {
         size_t rest = len - off;
-        uint32_t most = p->ring_bytes - (uint32_t)IVC_PIO_HDR;
+        uint32_t most = (p->ring_bytes - (uint32_t)IVC_PIO_HDR) & ~3u;
         /* WAIT_TX answers once a page is free: asking for more would spin. */
-        uint32_t need = rest + IVC_PIO_HDR < PORTIO_WAIT_TX_MIN ? (uint32_t)(rest + IVC_PIO_HDR)
-                                                                : PORTIO_WAIT_TX_MIN;
+        uint32_t need = rest < PORTIO_WAIT_TX_MIN - IVC_PIO_HDR
+                            ? (uint32_t)IVC_PIO_HDR + IVC_PIO_PADDED((uint32_t)rest)
+                            : PORTIO_WAIT_TX_MIN;
         err = get_credit(chan, need, timeout_ms, deadline);
         if (err)
             return err;
-        uint32_t n = c->tx_credit - (uint32_t)IVC_PIO_HDR;
+        uint32_t n = (c->tx_credit - (uint32_t)IVC_PIO_HDR) & ~3u;
         if (n > most)
             n = most;
         if (n > rest)
@@ -440,18 +453,23 @@ static int parse(struct pio_chan *c)
             c->payload_have = 0;
             continue;
         }
-        uint32_t take = c->hdr.len - c->payload_have;
+        /* The payload, then its padding (start_frame bounded len: no overflow). */
+        uint32_t padded = IVC_PIO_PADDED(c->hdr.len);
+        uint32_t take = padded - c->payload_have;
         if (take > avail)
             take = avail;
+        uint32_t data = c->payload_have < c->hdr.len ? c->hdr.len - c->payload_have : 0;
+        if (data > take)
+            data = take;
         if (c->hdr.magic_type == (IVC_PIO_MAGIC | IVC_PIO_DATA)) {
-            memcpy(c->msg + c->msg_have, at, take);
-            c->msg_have += take;
-        } else if (take) {
-            memcpy(c->hello + c->payload_have, at, take);
+            memcpy(c->msg + c->msg_have, at, data);
+            c->msg_have += data;
+        } else if (data) {
+            memcpy(c->hello + c->payload_have, at, data);
         }
         c->stream_start += take;
         c->payload_have += take;
-        if (c->payload_have < c->hdr.len)
+        if (c->payload_have < padded)
             return 0;
         c->in_frame = false;
         switch (c->hdr.magic_type & 0xff) {
@@ -475,7 +493,8 @@ static int parse(struct pio_chan *c)
     return c->msg_ready;
 }
 
-/* Reads what the device has into the stream buffer, in one string read. */
+/* Reads what the device has into the stream buffer, in one string read (a multiple of 4
+ * bytes, as every frame is, unless the peer wrote something else). */
 static void pull(struct ivc_chan *chan)
 {
     struct pio_ctx *p = pio_of(chan->ctx);
@@ -486,9 +505,9 @@ static void pull(struct ivc_chan *chan)
         c->stream_end -= c->stream_start;
         c->stream_start = 0;
     }
-    uint32_t n = p->ring_bytes - c->stream_end;
+    uint32_t n = (p->ring_bytes - c->stream_end) & ~3u;
     if (n > c->rx_known)
-        n = c->rx_known;
+        n = c->rx_known >= 4 ? c->rx_known & ~3u : c->rx_known;
     p->io.ins(p->io.opaque, PORTIO_DATA, c->stream + c->stream_end, n);
     c->stream_end += n;
     c->rx_known -= n;

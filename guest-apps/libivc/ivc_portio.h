@@ -3,13 +3,15 @@
  * port I/O channel device carries from one peer to another (guest-apps/portio_regs.h).
  *
  * The stream is a sequence of frames: a 16-byte header (struct ivc_pio_hdr, little
- * endian) and `len` payload bytes. Types:
+ * endian), `len` payload bytes and zeros up to a multiple of 4 (IVC_PIO_PADDED), so that
+ * every frame moves as whole dwords (rep outsl / insl: KVM emulates `rep outs` one element
+ * per exit, so that is 4 bytes an exit instead of 1). Types:
  *   DATA   a chunk of a message: msg_len is the whole message's length (at most
  *          IVC_PORTIO_MAX_MSG), offset where the chunk's len bytes go in it. A chunk at offset
  *          0 starts a message (and drops an unfinished one: a send that timed out halfway);
  *          every other chunk continues the message at exactly the bytes received so far.
  *          The message is delivered when offset + len == msg_len (msg_len 0: one empty
- *          chunk). A sender writes each frame whole in one `rep outsb`, only when TX_SPACE
+ *          chunk). A sender writes each frame whole in one `rep outsl`, only when TX_SPACE
  *          says it fits, so the device never refuses part of a frame.
  *   HELLO  opens the channel: payload struct ivc_pio_hello (len 16, msg_len and offset 0).
  *          nonce is the sender's for this channel; seen the receiver's nonce the sender
@@ -43,4 +45,5 @@ struct ivc_pio_hello {
     uint64_t seen;
 };
 
-#define IVC_PIO_HDR sizeof(struct ivc_pio_hdr)
+#define IVC_PIO_HDR         sizeof(struct ivc_pio_hdr)
+#define IVC_PIO_PADDED(len) (((len) + 3u) & ~3u)

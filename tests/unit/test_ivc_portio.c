@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,14 +39,17 @@ static void dev_out32(void *opaque, unsigned int offset, uint32_t value)
     out32(opaque, offset, value);
 }
 
+/* As the instructions would: rep insl/outsl for whole dwords, else rep insb/outsb. */
 static void dev_ins(void *opaque, unsigned int offset, void *buf, uint32_t len)
 {
-    portio_string_io(opaque, offset, buf, 1, len, false);
+    bool dwords = len % 4 == 0;
+    portio_string_io(opaque, offset, buf, dwords ? 4 : 1, dwords ? len / 4 : len, false);
 }
 
 static void dev_outs(void *opaque, unsigned int offset, const void *buf, uint32_t len)
 {
-    portio_string_io(opaque, offset, (void *)buf, 1, len, true);
+    bool dwords = len % 4 == 0;
+    portio_string_io(opaque, offset, (void *)buf, dwords ? 4 : 1, dwords ? len / 4 : len, true);
 }
 
 static int setup(void **state)
@@ -454,9 +458,9 @@ static void test_hostile_frames_are_protocol_errors(void **state)
     struct ivc_pio_hdr first = {IVC_PIO_MAGIC | IVC_PIO_DATA, 10, 30, 0};
     struct ivc_pio_hdr skip = {IVC_PIO_MAGIC | IVC_PIO_DATA, 10, 30, 20};
     write_raw(&f->dev[1], &first, sizeof(first));
-    write_raw(&f->dev[1], buf, 10);
+    write_raw(&f->dev[1], buf, IVC_PIO_PADDED(10));
     write_raw(&f->dev[1], &skip, sizeof(skip));
-    write_raw(&f->dev[1], buf, 10);
+    write_raw(&f->dev[1], buf, IVC_PIO_PADDED(10));
     assert_int_equal(ivc_recv(ca, buf, sizeof(buf), WAIT_MS), -EPROTO);
     ivc_close(ca);
     ivc_close(cb);
