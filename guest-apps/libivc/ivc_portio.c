@@ -594,6 +594,19 @@ static int handshake(struct ivc_chan *chan, int timeout_ms)
     return err == -EAGAIN ? -ETIMEDOUT : err;
 }
 
+/* `rep ins` must never fault on its buffer: KVM's emulator reads ahead from the port (up to
+ * 1 KiB) before it writes guest memory, and a page fault there restarts the instruction
+ * with the bytes it had already taken from the device lost. So every page of the stream
+ * buffer is written once, made present and writable, before the first read into it (a
+ * plain memset after malloc may be turned into calloc, which touches nothing). */
+static void prefault(uint8_t *buf, size_t len)
+{
+    volatile uint8_t *page = buf;
+    for (size_t i = 0; i < len; i += 4096)
+        page[i] = 0;
+    page[len - 1] = 0;
+}
+
 static int pio_chan_open(struct ivc_chan *chan, int timeout_ms)
 {
     struct pio_ctx *p = pio_of(chan->ctx);
@@ -612,6 +625,7 @@ static int pio_chan_open(struct ivc_chan *chan, int timeout_ms)
         free_chan(c);
         return -ENOMEM;
     }
+    prefault(c->stream, p->ring_bytes);
     c->nonce = make_nonce();
     chan->backend = c;
     int err = handshake(chan, timeout_ms);
