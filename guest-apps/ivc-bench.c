@@ -9,14 +9,18 @@
  *   - the sender's per-layer time from libivc's IVC_TIMING counters: library (ring work
  *     and copies), doorbell system call, blocked waiting for the peer, presence reads.
  *
- * Usage: ivc-bench [--channel shm-poll|shm-irq]... [--size BYTES]... [--count N]
- *                  [--msg BYTES] [--peer ID] [--peers P] [--device DEV] [--timeout S]
- *                  [--vmm NAME]
- * Defaults: both channels (shm-irq only where the ivshmem_guest driver is bound), sizes
- * 4K 2M 1G, count 10000, msg 64, peer = the other present peer (minivmm; give --peer on
- * QEMU), peers = libivc's default, timeout 60 s for any one step, vmm = "minivmm" where
- * the device has minivmm's extension, else "qemu". Options repeat instead of taking lists
- * because the guest image's minivmm.run= separates words with commas.
+ * Usage: ivc-bench [--channel shm-poll|shm-irq|portio]... [--size BYTES]...
+ *                  [--portio-size BYTES]... [--count N] [--msg BYTES] [--peer ID]
+ *                  [--peers P] [--device DEV] [--timeout S] [--vmm NAME]
+ * Defaults: both shared-memory channels (shm-irq only where the ivshmem_guest driver is
+ * bound; portio, the port I/O channel of --shm=NAME,portio=on, only when asked for),
+ * sizes 4K 2M 1G, count 10000, msg 64, peer = the other present peer (minivmm; give
+ * --peer on QEMU), peers = libivc's default, timeout 60 s for any one step, vmm =
+ * "minivmm" where the device has minivmm's extension, else "qemu". --portio-size gives
+ * the portio channel sizes of its own (every byte there costs VM exits), else it takes
+ * --size's. --device names the ivshmem device, or the portio one for portio. Options
+ * repeat instead of taking lists because the guest image's minivmm.run= separates words
+ * with commas.
  *
  * Output: progress lines, then the rows this VM measured (as the sender) as CSV between
  *   --- ivc-bench csv begin ---
@@ -60,10 +64,12 @@ struct row {
 
 struct bench {
     /* options */
-    const char *channels[2];
+    const char *channels[3];
     int n_channels;
     uint64_t sizes[MAX_SIZES];
     int n_sizes;
+    uint64_t portio_sizes[MAX_SIZES];
+    int n_portio_sizes;
     long count;
     size_t msg;
     long peer_opt;
@@ -72,6 +78,8 @@ struct bench {
     int timeout_ms;
     const char *vmm;
     /* state */
+    const uint64_t *run_sizes; /* this channel's: sizes or portio_sizes */
+    int n_run_sizes;
     char vmm_name[16], peer_vmm[16];
     unsigned self, peer;
     const char *channel;
@@ -331,8 +339,8 @@ static int small_messages(struct bench *b, bool sending, const char *direction)
 static uint64_t plan_hash(const struct bench *b)
 {
     uint64_t h = shm_ring_pattern((uint64_t)b->count, b->msg);
-    for (int i = 0; i < b->n_sizes; i++)
-        h = shm_ring_pattern(h, b->sizes[i]);
+    for (int i = 0; i < b->n_run_sizes; i++)
+        h = shm_ring_pattern(h, b->run_sizes[i]);
     return h;
 }
 
@@ -359,8 +367,8 @@ static int run_channel(struct bench *b, struct ivc_ctx *ctx)
     for (int round = 0; round < 2; round++) {
         bool sending = (round == 0) == leader;
         const char *direction = sending ? dir_out : dir_in;
-        for (int i = 0; i < b->n_sizes; i++)
-            if (transfer(b, sending, b->sizes[i], direction))
+        for (int i = 0; i < b->n_run_sizes; i++)
+            if (transfer(b, sending, b->run_sizes[i], direction))
                 goto fail;
         if (small_messages(b, sending, direction))
             goto fail;
@@ -434,9 +442,9 @@ static void print_results(const struct bench *b)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ivc-bench [--channel shm-poll|shm-irq]... [--size BYTES]... "
-                    "[--count N] [--msg BYTES] [--peer ID] [--peers P] [--device DEV] "
-                    "[--timeout S] [--vmm NAME]\n");
+    fprintf(stderr, "usage: ivc-bench [--channel shm-poll|shm-irq|portio]... [--size BYTES]... "
+                    "[--portio-size BYTES]... [--count N] [--msg BYTES] [--peer ID] [--peers P] "
+                    "[--device DEV] [--timeout S] [--vmm NAME]\n");
     return 2;
 }
 
@@ -448,11 +456,15 @@ static int parse_args(struct bench *b, int argc, char **argv)
         const char *opt = argv[i], *arg = i + 1 < argc ? argv[i + 1] : NULL;
         if (!arg)
             return usage();
-        if (strcmp(opt, "--channel") == 0 && b->n_channels < 2 &&
-            (strcmp(arg, "shm-poll") == 0 || strcmp(arg, "shm-irq") == 0))
+        if (strcmp(opt, "--channel") == 0 && b->n_channels < 3 &&
+            (strcmp(arg, "shm-poll") == 0 || strcmp(arg, "shm-irq") == 0 ||
+             strcmp(arg, "portio") == 0))
             b->channels[b->n_channels++] = arg;
         else if (strcmp(opt, "--size") == 0 && b->n_sizes < MAX_SIZES && parse_size(arg, &v))
             b->sizes[b->n_sizes++] = v;
+        else if (strcmp(opt, "--portio-size") == 0 && b->n_portio_sizes < MAX_SIZES &&
+                 parse_size(arg, &v))
+            b->portio_sizes[b->n_portio_sizes++] = v;
         else if (strcmp(opt, "--count") == 0 && parse_size(arg, &v) && v <= 100000000)
             b->count = (long)v;
         else if (strcmp(opt, "--msg") == 0 && parse_size(arg, &v) && v <= 65536)
@@ -499,7 +511,10 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < b.n_channels && status == 0; i++) {
         bool irq = strcmp(b.channels[i], "shm-irq") == 0;
-        struct ivc_ctx_opts opts = {.backend = irq ? IVC_SHM_IRQ : IVC_SHM_POLL,
+        bool portio = strcmp(b.channels[i], "portio") == 0;
+        struct ivc_ctx_opts opts = {.backend = portio ? IVC_PORTIO
+                                               : irq  ? IVC_SHM_IRQ
+                                                      : IVC_SHM_POLL,
                                     .device = b.device,
                                     .peers = b.peers,
                                     .self_id = -1,
@@ -516,6 +531,8 @@ int main(int argc, char **argv)
             break;
         }
         b.channel = b.channels[i];
+        b.run_sizes = portio && b.n_portio_sizes ? b.portio_sizes : b.sizes;
+        b.n_run_sizes = portio && b.n_portio_sizes ? b.n_portio_sizes : b.n_sizes;
         b.self = ivc_ctx_self(ctx);
         snprintf(b.vmm_name, sizeof(b.vmm_name), "%s",
                  b.vmm                               ? b.vmm

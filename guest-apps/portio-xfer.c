@@ -35,12 +35,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -51,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "portio_dev.h"
 #include "portio_regs.h"
 
 #define CHUNK_MAX   4096u /* one page: what KVM hands over per string exit at most */
@@ -93,83 +91,6 @@ static uint8_t stream_next(struct stream *s)
     uint8_t byte = (uint8_t)(x >> 24);
     s->checksum = (s->checksum ^ byte) * 16777619u;
     return byte;
-}
-
-/* ---- finding the device ---- */
-
-static bool read_hex(const char *dir, const char *name, unsigned long *value)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    bool ok = fscanf(f, "%lx", value) == 1;
-    fclose(f);
-    return ok;
-}
-
-/* The first port I/O channel's BAR0 base, or 0. */
-static unsigned int find_channel(void)
-{
-    DIR *d = opendir("/sys/bus/pci/devices");
-    if (!d)
-        return 0;
-    unsigned int base = 0;
-    struct dirent *e;
-    while (!base && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char dir[300];
-        unsigned long vendor, device, start = 0;
-        snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s", e->d_name);
-        if (!read_hex(dir, "vendor", &vendor) || !read_hex(dir, "device", &device) ||
-            vendor != PORTIO_PCI_VENDOR_ID || device != PORTIO_PCI_DEVICE_ID)
-            continue;
-        if (read_hex(dir, "resource", &start) && start > 0 && start < 0x10000)
-            base = (unsigned int)start;
-    }
-    closedir(d);
-    return base;
-}
-
-/* ---- port access ---- */
-
-static sigjmp_buf io_fault;
-
-static void on_fault(int sig)
-{
-    (void)sig;
-    siglongjmp(io_fault, 1);
-}
-
-/* Whether user-mode in works on the channel's ports (see the top of this file). */
-static bool ioperm_works(unsigned int base, char *why, size_t why_len)
-{
-    if (ioperm(base, PORTIO_BAR_SIZE, 1) != 0) {
-        snprintf(why, why_len, "ioperm(0x%x, %d): %s", base, PORTIO_BAR_SIZE, strerror(errno));
-        return false;
-    }
-    struct sigaction catch = {.sa_handler = on_fault}, old_segv;
-    sigemptyset(&catch.sa_mask);
-    sigaction(SIGSEGV, &catch, &old_segv);
-    volatile uint32_t id = 0;
-    bool faulted = false;
-    if (sigsetjmp(io_fault, 1) == 0)
-        id = inl(base + PORTIO_REG_ID);
-    else
-        faulted = true;
-    sigaction(SIGSEGV, &old_segv, NULL);
-    if (faulted) {
-        snprintf(why, why_len, "inl from port 0x%x faulted although ioperm() succeeded", base);
-        return false;
-    }
-    if (id != PORTIO_ID_VALUE) {
-        snprintf(why, why_len, "port 0x%x reads ID 0x%08x, not 0x%08x", base, (unsigned)id,
-                 PORTIO_ID_VALUE);
-        return false;
-    }
-    return true;
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -500,14 +421,11 @@ int main(int argc, char **argv)
     if (c.peer >= PORTIO_MAX_PEERS || first_action == argc)
         usage();
 
-    c.base = find_channel();
-    if (!c.base)
-        die("no port I/O channel (PCI %04x:%04x with an I/O BAR); start minivmm with "
-            "--shm=NAME,portio=on",
-            PORTIO_PCI_VENDOR_ID, PORTIO_PCI_DEVICE_ID);
-    char why[160] = "";
+    char why[200] = "";
+    if (portio_dev_find(NULL, &c.base, why, sizeof(why)))
+        die("%s", why);
     if (c.via != VIA_DEVPORT) {
-        if (ioperm_works(c.base, why, sizeof(why))) {
+        if (portio_dev_ioperm(c.base, why, sizeof(why)) == 0) {
             c.via = VIA_IOPERM;
         } else if (c.via == VIA_IOPERM) {
             die("%s", why);

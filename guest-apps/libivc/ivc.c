@@ -26,7 +26,10 @@ int ivc_ctx_open(struct ivc_ctx **ctx, const struct ivc_ctx_opts *opts)
     case IVC_SHM_MEMORY:
         ops = &ivc_shm_memory_ops;
         break;
-    default: /* IVC_PORTIO: its device is not there yet */
+    case IVC_PORTIO:
+        ops = &ivc_portio_ops;
+        break;
+    default:
         return -EOPNOTSUPP;
     }
     if (opts->peers == 1 || opts->peers > IVC_MAX_PEERS || opts->self_id >= IVC_MAX_PEERS ||

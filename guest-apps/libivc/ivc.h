@@ -11,10 +11,24 @@
  *   IVC_SHM_MEMORY  memory the caller maps and shares by other means (a memfd between two
  *                 processes, an ivshmem-plain BAR2 it mapped itself); waiting spins, no
  *                 presence, and own ID from ivc_ctx_opts.self_id. The unit tests use it.
- *   IVC_PORTIO    the port I/O channel device: coming (its device is being built); until
- *                 then ivc_ctx_open answers -EOPNOTSUPP. It will be one more backend file
- *                 behind the same calls (send and receive by copy; the zero-copy calls
- *                 answer -EOPNOTSUPP there).
+ *   IVC_PORTIO    minivmm's port I/O channel device (1af4:10f0, --shm=NAME,portio=on):
+ *                 a byte stream per pair of peers that guest user space drives with in/out
+ *                 instructions (ioperm(), so root), no driver. Messages are framed on it
+ *                 (ivc_portio.h) and sent in chunks as the device's 64 KiB ring frees up,
+ *                 so they may be longer than the ring: up to IVC_PORTIO_MAX_MSG. Waiting
+ *                 sleeps in the VMM (the device's WAIT registers, 20 ms at a time), and a
+ *                 timeout is kept to about 1 ms. The zero-copy calls work through bounce
+ *                 buffers in the library (ivc_reserve gives a library buffer, ivc_commit
+ *                 sends it, ivc_recv_ref points into the library's copy): they save the
+ *                 caller a buffer, not a copy. Limits: one user of the device per VM at a
+ *                 time (the device has one PEER register: the library switches it between
+ *                 its channels, costing one VM exit per switch); ivc_open discards what
+ *                 the peer sent before it (a peer must open before it sends); every access
+ *                 is a VM exit (4 bytes per exit sending, up to 1 KiB receiving; about 10
+ *                 us native, 60-250 us in the emulated KVM host); where
+ *                 user-mode in/out fault although ioperm() succeeded, ivc_ctx_open says
+ *                 -EOPNOTSUPP. ivc_ctx_opts.port_io replaces the instructions (the unit
+ *                 tests drive the device model in-process with it).
  *
  * Shared-memory layout (both shm backends; ivc_ring.h has the byte-level details): the
  * memory is split among at most `peers` peer IDs (ivc_ctx_opts.peers, default
@@ -42,6 +56,14 @@
  *                own regions was read or written.
  *   -EBUSY       a zero-copy reservation or received reference is still outstanding
  *   -EINVAL, -ERANGE (a peer ID outside the layout), -ENODEV, -EOPNOTSUPP, -ENOMEM
+ *
+ * IVC_PORTIO specifics: `peers` only bounds the peer IDs (0 = all 64), self_id must be -1 or
+ * the device's OWN_ID; a send that times out halfway through a long message has sent
+ * nothing the peer will see (the receiver drops the unfinished message); ivc_commit sends
+ * with the timeout given to ivc_reserve and, when that runs out (-EAGAIN, -ETIMEDOUT),
+ * keeps the reservation so the commit can be tried again; a peer that leaves is seen
+ * through the device's STATUS (PEER_GONE) within one wait (20 ms); the stats count port
+ * I/O as ring_ns and STATUS reads as presence_ns.
  *
  * Peers that leave: on minivmm's device (presence extension in BAR0) a peer whose VM
  * leaves the group is seen after at most about 10 ms of waiting on the channel (a call
@@ -73,7 +95,19 @@ enum ivc_backend {
     IVC_SHM_POLL,
     IVC_SHM_IRQ,
     IVC_SHM_MEMORY,
-    IVC_PORTIO, /* coming: -EOPNOTSUPP for now */
+    IVC_PORTIO,
+};
+
+/* The longest message over IVC_PORTIO (the library's buffers, not the device, bound it). */
+#define IVC_PORTIO_MAX_MSG (1u << 20)
+
+/* How IVC_PORTIO reaches the device's 256 ports (offset = port - BAR0 base). */
+struct ivc_port_io {
+    uint32_t (*in32)(void *opaque, unsigned int offset);                            /* inl */
+    void (*out32)(void *opaque, unsigned int offset, uint32_t value);               /* outl */
+    void (*ins)(void *opaque, unsigned int offset, void *buf, uint32_t len);        /* rep insb */
+    void (*outs)(void *opaque, unsigned int offset, const void *buf, uint32_t len); /* rep outsb */
+    void *opaque;
 };
 
 /* ivc_ctx_opts.flags */
@@ -87,6 +121,7 @@ struct ivc_ctx_opts {
     unsigned flags;     /* IVC_TIMING */
     void *memory;       /* IVC_SHM_MEMORY: the shared memory (stays the caller's) */
     size_t memory_size; /* IVC_SHM_MEMORY: its size */
+    const struct ivc_port_io *port_io; /* IVC_PORTIO: NULL = in/out on the device found */
 };
 
 struct ivc_ctx;
@@ -95,11 +130,12 @@ struct ivc_chan;
 /* Opens the device with the backend of opts (NULL: IVC_SHM_POLL, first device, defaults).
  * -ENODEV: no such device or no driver for IVC_SHM_IRQ; -ERANGE: own ID >= peers;
  * -ENOSPC: the memory is too small for `peers` peers; -EINVAL: IVC_SHM_MEMORY without
- * memory or self_id. */
+ * memory or self_id; IVC_PORTIO: -EPERM (ioperm() refused), -EOPNOTSUPP (user-mode in/out
+ * fault here). */
 int ivc_ctx_open(struct ivc_ctx **ctx, const struct ivc_ctx_opts *opts);
 void ivc_ctx_close(struct ivc_ctx *ctx);
 
-/* Own peer ID, and the backend's name ("shm-poll", "shm-irq"). */
+/* Own peer ID, and the backend's name ("shm-poll", "shm-irq", "shm-memory", "portio"). */
 unsigned ivc_ctx_self(const struct ivc_ctx *ctx);
 const char *ivc_ctx_backend_name(const struct ivc_ctx *ctx);
 

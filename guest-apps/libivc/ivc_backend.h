@@ -1,7 +1,6 @@
 /*
  * The inside of libivc: what a backend supplies. One backend is one file with one ops
- * table; ivc.c checks the arguments common to all and dispatches. The port I/O backend,
- * when its device exists, is one more table here (send/recv by copy, no zero-copy).
+ * table; ivc.c checks the arguments common to all and dispatches.
  */
 #pragma once
 
@@ -22,7 +21,7 @@ struct ivc_backend_ops {
     size_t (*max_msg)(const struct ivc_chan *chan);
     int (*send)(struct ivc_chan *chan, const void *buf, size_t len, int timeout_ms);
     ssize_t (*recv)(struct ivc_chan *chan, void *buf, size_t size, int timeout_ms);
-    /* Zero-copy; NULL for a backend without shared memory (-EOPNOTSUPP). */
+    /* Zero-copy; NULL for a backend that cannot offer it (-EOPNOTSUPP). */
     int (*reserve)(struct ivc_chan *chan, size_t len, void **slot, int timeout_ms);
     int (*commit)(struct ivc_chan *chan, size_t len);
     ssize_t (*recv_ref)(struct ivc_chan *chan, const void **msg, int timeout_ms);
@@ -32,6 +31,7 @@ struct ivc_backend_ops {
 extern const struct ivc_backend_ops ivc_shm_poll_ops;
 extern const struct ivc_backend_ops ivc_shm_irq_ops;
 extern const struct ivc_backend_ops ivc_shm_memory_ops;
+extern const struct ivc_backend_ops ivc_portio_ops;
 
 struct ivc_ctx {
     const struct ivc_backend_ops *ops;

@@ -253,13 +253,13 @@ static void test_bad_arguments(void **state)
 {
     (void)state;
     uint8_t *mem = calloc(1, MEM_SIZE);
-    struct ivc_ctx_opts opts = {.backend = IVC_PORTIO, .self_id = -1};
+    struct ivc_ctx_opts opts = {.backend = (enum ivc_backend)42, .self_id = -1};
     struct ivc_ctx *ctx;
     struct ivc_chan *chan;
     uint64_t present;
 
     assert_non_null(mem);
-    assert_int_equal(ivc_ctx_open(&ctx, &opts), -EOPNOTSUPP); /* coming */
+    assert_int_equal(ivc_ctx_open(&ctx, &opts), -EOPNOTSUPP); /* no such backend */
     opts.backend = IVC_SHM_MEMORY;
     assert_int_equal(ivc_ctx_open(&ctx, &opts), -EINVAL); /* no memory, no ID */
     opts.memory = mem;

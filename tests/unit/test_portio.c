@@ -20,6 +20,7 @@
 #include "devices/portio.h"
 #include "devices/portio_channel.h"
 #include "support/clock.h"
+#include "support/portio_channel.h"
 #include "support/portio_pair.h"
 #include "vmm/exit_dispatch.h"
 
@@ -45,13 +46,6 @@ static int teardown(void **state)
 
 /* ---- guest-side helpers ---- */
 
-static uint32_t in32(struct portio *dev, unsigned int port)
-{
-    uint32_t v = 0;
-    portio_io(dev, port, &v, 4, false);
-    return v;
-}
-
 static uint8_t in8(struct portio *dev, unsigned int port)
 {
     uint8_t v = 0;
@@ -59,24 +53,9 @@ static uint8_t in8(struct portio *dev, unsigned int port)
     return v;
 }
 
-static void out32(struct portio *dev, unsigned int port, uint32_t v)
-{
-    portio_io(dev, port, &v, 4, true);
-}
-
 static void out8(struct portio *dev, unsigned int port, uint8_t v)
 {
     portio_io(dev, port, &v, 1, true);
-}
-
-static void outs(struct portio *dev, const void *buf, uint32_t len)
-{
-    portio_string_io(dev, PORTIO_DATA, (void *)buf, 1, len, true);
-}
-
-static void ins(struct portio *dev, void *buf, uint32_t len)
-{
-    portio_string_io(dev, PORTIO_DATA, buf, 1, len, false);
 }
 
 static void connect_pair(struct portio_pair *f)
