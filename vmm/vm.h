@@ -37,7 +37,7 @@ struct vcpu {
     uint64_t io_exits;
     uint64_t io_items; /* port accesses in those exits: rep ins/outs carry several */
     uint64_t mmio_exits;
-    uint64_t io_vmm_ns; /* time the VMM spent handling those exits */
+    uint64_t io_vmm_ns; /* time the VMM spent handling those exits (--verbose only) */
     uint64_t mmio_vmm_ns;
 };
 
