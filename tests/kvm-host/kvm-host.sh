@@ -15,7 +15,9 @@
 # Exit status: COMMAND's own; 124 when --timeout expired; 125 when the host VM failed
 # (no status came back: its console log is then printed and kept); 123 when it failed
 # because the host VM's own kernel crashed (an oops or panic in its log: nested SVM under
-# TCG is not flawless, see README.md), which callers may treat as the environment's fault.
+# TCG is not flawless, see README.md) or never reached COMMAND (a hung boot, after
+# MINIVMM_KVM_HOST_BOOT_TIMEOUT seconds, default 180), which callers may treat as the
+# environment's fault.
 # stdout/stderr: COMMAND's, as they happen. When stdin is a terminal, COMMAND gets it as
 # its controlling terminal (stdout and stderr then share it; Ctrl-A x kills QEMU). When
 # stdin is not a terminal, QEMU never reads it, and COMMAND's stdin is empty.
@@ -320,9 +322,28 @@ else
 fi
 qemu_pid=$!
 trap - ERR
+# Now and then (once in a few hundred starts) TCG hangs before the host VM reaches the
+# command: that is this environment failing, not the command, so it ends with 123 (which
+# the tests retry) after MINIVMM_KVM_HOST_BOOT_TIMEOUT seconds instead of using up --timeout.
+boot_deadline=$((SECONDS + ${MINIVMM_KVM_HOST_BOOT_TIMEOUT:-180}))
+boot_hung=0
+while [[ ! -e $run/share/started ]] && kill -0 "$qemu_pid" 2>/dev/null; do
+    if ((SECONDS >= boot_deadline)); then
+        boot_hung=1
+        kill "$qemu_pid" 2>/dev/null
+        break
+    fi
+    sleep 0.5
+done
 qemu_rc=0
 wait "$qemu_pid" || qemu_rc=$?
 qemu_pid=''
+if ((boot_hung)); then
+    printf 'minivmm: kvm-host: the host VM did not reach the command in %s s\n' \
+        "${MINIVMM_KVM_HOST_BOOT_TIMEOUT:-180}" >&2
+    host_failed=1 # cleanup keeps the run folder and shows the end of its logs
+    exit 123
+fi
 
 status=$(cat "$run/share/status" 2>/dev/null) || true
 if [[ $status =~ ^[0-9]+$ ]]; then

@@ -48,6 +48,7 @@ watch_vm_logs() { # folder
             sleep 1
         done
     ) >/dev/null 2>&1 &
+    disown $! # it ends by itself; the tests' "kill every job" traps need not reap it
 }
 
 # True when a log in vm_log_dir shows a guest's triple fault.
