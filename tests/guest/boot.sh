@@ -5,7 +5,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 
-out=$(run_with_kvm 600 "$MINIVMM" --cpus 2 --append "minivmm.run=guest-info,--exit,42" 2>&1)
+out=$(run_with_kvm 280 "$MINIVMM" --cpus 2 --append "minivmm.run=guest-info,--exit,42" 2>&1)
 status=$?
 echo "$out" | grep -v '^\[' # the guest's userspace output, without kernel messages
 expect_status 42 "$status" "guest-chosen status through port 0xf4"

@@ -6,7 +6,7 @@
 require_guest_image
 
 group=scribble-$$
-out=$(run_with_kvm 600 "$MINIVMM" --verbose --shm="$group,vectors=4" \
+out=$(run_with_kvm 280 "$MINIVMM" --verbose --shm="$group,vectors=4" \
     --append "minivmm.run=pci-scribble,--rounds,8,0000:00:01.0" 2>&1)
 status=$?
 echo "$out" | grep -v '^\[' | grep -v 'debug: i8042' | tail -20

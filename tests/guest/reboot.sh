@@ -4,7 +4,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 
-out=$(run_with_kvm 600 "$MINIVMM" --append "minivmm.run=reboot,-f" 2>&1)
+out=$(run_with_kvm 280 "$MINIVMM" --append "minivmm.run=reboot,-f" 2>&1)
 status=$?
 expect_status 0 "$status" "guest reboot"
 expect_contains "$out" "reboot: Restarting system" "the kernel went down its reboot path"

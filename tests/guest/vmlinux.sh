@@ -18,7 +18,7 @@ dd if="$bzimage" iflag=skip_bytes,count_bytes skip="$offset" count="$length" bs=
     skip "the bzImage payload is not xz-compressed; this test knows only xz"
 trap 'rm -f "$vmlinux"' EXIT
 
-out=$(run_with_kvm 600 "$MINIVMM" --kernel "$vmlinux" --initrd "$GUEST_IMAGE_DIR/initramfs.cpio.gz" \
+out=$(run_with_kvm 280 "$MINIVMM" --kernel "$vmlinux" --initrd "$GUEST_IMAGE_DIR/initramfs.cpio.gz" \
     --append "minivmm.run=guest-info,--exit,7" 2>&1)
 status=$?
 echo "$out" | grep -v '^\['
