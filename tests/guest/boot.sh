@@ -8,6 +8,7 @@ require_guest_image
 out=$(run_with_kvm 280 "$MINIVMM" --cpus 2 --append "minivmm.run=guest-info,--exit,42" 2>&1)
 status=$?
 echo "$out" | grep -v '^\[' # the guest's userspace output, without kernel messages
+skip_if_emulator_failed "$status"
 expect_status 42 "$status" "guest-chosen status through port 0xf4"
 expect_contains "$out" "init: running guest-info" "reached userspace (the initramfs's /init)"
 expect_matches "$out" "cpus online: 2 " "guest sees two CPUs"

@@ -22,6 +22,7 @@ out=$(run_with_kvm 280 "$MINIVMM" --kernel "$vmlinux" --initrd "$GUEST_IMAGE_DIR
     --append "minivmm.run=guest-info,--exit,7" 2>&1)
 status=$?
 echo "$out" | grep -v '^\['
+skip_if_emulator_failed "$status"
 expect_status 7 "$status" "vmlinux guest-chosen status"
 expect_contains "$out" "init: running guest-info" "vmlinux reached userspace"
 finish

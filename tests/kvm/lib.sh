@@ -19,7 +19,9 @@ tiny_enter() {
         if [ "$TINY_KVM_PATH" = none ] || [ "${MINIVMM_KVM_PATH:-}" = emulated ]; then
             echo "$test_name: no /dev/kvm here: running inside the emulated KVM host" >&2
             run_with_kvm "$timeout" "$0" "$@"
-            exit
+            local status=$?
+            skip_if_emulator_failed "$status"
+            exit "$status"
         fi
     fi
     case $TINY_KVM_PATH in
