@@ -3,6 +3,7 @@
  * reads it and a test greps it:
  *   kernel: <sysname> <release> <version> <machine>
  *   hypervisor: <CPUID 0x40000000 signature> | none
+ *   tsc-deadline timer: yes | no          (CPUID.1:ECX[24])
  *   cpus online: <count> (<list from /sys/devices/system/cpu/online>)
  *   cpu <n>: apicid <id>                   (one per processor in /proc/cpuinfo)
  *   memory: total <kB> kB, free <kB> kB, available <kB> kB
@@ -57,6 +58,14 @@ static void print_kernel(void)
         return;
     }
     printf("kernel: %s %s %s %s\n", u.sysname, u.release, u.version, u.machine);
+}
+
+static void print_timer(void)
+{
+    unsigned int a, b, c, d;
+
+    __cpuid(1, a, b, c, d);
+    printf("tsc-deadline timer: %s\n", c & (1u << 24) ? "yes" : "no");
 }
 
 static void print_hypervisor(void)
@@ -209,6 +218,7 @@ int main(int argc, char **argv)
 
     print_kernel();
     print_hypervisor();
+    print_timer();
     print_cpus();
     print_memory();
     print_cmdline();

@@ -2,13 +2,14 @@
 
 #include <asm/kvm_para.h>
 
-#define CPUID_FEATURES         0x1
-#define CPUID_EXT_TOPOLOGY     0xB
-#define CPUID_EXT_TOPOLOGY_V2  0x1F
-#define CPUID_AMD_SIZE_IDS     0x80000008
-#define CPUID_AMD_TOPOLOGY_EXT 0x8000001E
-#define CPUID_1_ECX_HYPERVISOR (1u << 31)
-#define CPUID_1_EDX_HTT        (1u << 28)
+#define CPUID_FEATURES           0x1
+#define CPUID_EXT_TOPOLOGY       0xB
+#define CPUID_EXT_TOPOLOGY_V2    0x1F
+#define CPUID_AMD_SIZE_IDS       0x80000008
+#define CPUID_AMD_TOPOLOGY_EXT   0x8000001E
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
+#define CPUID_1_ECX_HYPERVISOR   (1u << 31)
+#define CPUID_1_EDX_HTT          (1u << 28)
 
 static unsigned int bits_for(unsigned int count)
 {
@@ -67,5 +68,13 @@ void cpuid_customize(struct kvm_cpuid2 *cpuid, uint32_t apic_id, unsigned int cp
         default:
             break;
         }
+    }
+}
+
+void cpuid_enable_tsc_deadline(struct kvm_cpuid2 *cpuid)
+{
+    for (uint32_t i = 0; i < cpuid->nent; i++) {
+        if (cpuid->entries[i].function == CPUID_FEATURES)
+            cpuid->entries[i].ecx |= CPUID_1_ECX_TSC_DEADLINE;
     }
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm/boot_msrs.h"
 #include "vmm/cpuid.h"
 #include "vmm/exit_codes.h"
 #include "vmm/exit_dispatch.h"
@@ -203,6 +204,7 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_o
     }
     if ((ret = vm_check_kvm(vm)))
         return ret;
+    vm->tsc_deadline_timer = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
     if (vm->vm_fd < 0) {
         log_error("KVM_CREATE_VM: %s", strerror(errno));
@@ -262,10 +264,31 @@ static int vcpu_set_cpuid(struct vm *vm, struct vcpu *vcpu, const struct kvm_cpu
     }
     memcpy(cpuid, supported, size);
     cpuid_customize(cpuid, vcpu->index, vm->cpu_count);
+    if (vm->tsc_deadline_timer)
+        cpuid_enable_tsc_deadline(cpuid);
     int ret = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid);
     free(cpuid);
     if (ret < 0) {
         log_error("KVM_SET_CPUID2 vCPU %u: %s", vcpu->index, strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    return 0;
+}
+
+/* Every vCPU, not only the first: INIT and SIPI leave MSRs as they were, and Linux
+ * complains when the CPUs' MTRR settings differ. */
+static int vcpu_set_boot_msrs(struct vcpu *vcpu)
+{
+    struct boot_msrs msrs;
+    boot_msrs_fill(&msrs);
+    int set = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+    if (set < 0) {
+        log_error("KVM_SET_MSRS vCPU %u: %s", vcpu->index, strerror(errno));
+        return EXIT_HOST_ERROR;
+    }
+    if (set != BOOT_MSR_COUNT) { /* KVM stops at the first MSR it refuses */
+        log_error("KVM_SET_MSRS vCPU %u: KVM refused MSR 0x%x = 0x%llx", vcpu->index,
+                  msrs.entries[set].index, (unsigned long long)msrs.entries[set].data);
         return EXIT_HOST_ERROR;
     }
     return 0;
@@ -338,6 +361,8 @@ static int vm_create_vcpus(struct vm *vm)
         vcpu->run = run;
         vcpu->run_size = (size_t)run_size;
         ret = vcpu_set_cpuid(vm, vcpu, supported);
+        if (!ret)
+            ret = vcpu_set_boot_msrs(vcpu);
         /* The other vCPUs wait, in KVM, for the INIT/SIPI that Linux sends them. */
         if (!ret && i == 0)
             ret = vcpu_enter_kernel(vm, vcpu);

@@ -88,6 +88,10 @@ expect_contains() { # haystack needle what
     if grep -qF -- "$2" <<<"$1"; then pass "$3"; else fail "$3: output lacks '$2'"; fi
 }
 
+expect_lacks() { # haystack needle what
+    if grep -qF -- "$2" <<<"$1"; then fail "$3: output has '$2'"; else pass "$3"; fi
+}
+
 expect_matches() { # haystack extended-regex what
     if grep -qE -- "$2" <<<"$1"; then pass "$3"; else fail "$3: output does not match /$2/"; fi
 }

@@ -12,8 +12,9 @@
 
 #include "vmm/cpuid.h"
 
-#define HYPERVISOR_BIT (1u << 31)
-#define HTT_BIT        (1u << 28)
+#define HYPERVISOR_BIT   (1u << 31)
+#define HTT_BIT          (1u << 28)
+#define TSC_DEADLINE_BIT (1u << 24)
 
 enum {
     LEAF_1,
@@ -33,7 +34,7 @@ static const struct kvm_cpuid_entry2 host_entries[LEAF_COUNT] = {
     [LEAF_1] = {.function = 1,
                 .eax = 0x000906EA,
                 .ebx = 0x12345678,  /* APIC ID 0x12, 0x34 logical CPUs, low half brand/clflush */
-                .ecx = 0x7FFAFBFF,  /* no hypervisor bit */
+                .ecx = 0x7EFAFBFF,  /* no hypervisor or TSC-deadline bit */
                 .edx = 0x0FEBFBFF}, /* no HTT */
     [LEAF_B0] = {.function = 0xB,
                  .index = 0,
@@ -245,6 +246,20 @@ static void test_two_vcpus_differ_only_in_apic_id(void **state)
     free(b);
 }
 
+static void test_tsc_deadline_bit_only_in_leaf_1(void **state)
+{
+    (void)state;
+    struct kvm_cpuid2 *plain = cpuid_fake();
+    struct kvm_cpuid2 *timer = cpuid_fake();
+    assert_int_equal(timer->entries[LEAF_1].ecx & TSC_DEADLINE_BIT, 0);
+    cpuid_enable_tsc_deadline(timer);
+    assert_int_equal(timer->entries[LEAF_1].ecx, plain->entries[LEAF_1].ecx | TSC_DEADLINE_BIT);
+    timer->entries[LEAF_1].ecx = plain->entries[LEAF_1].ecx;
+    assert_memory_equal(plain, timer, sizeof(*plain) + LEAF_COUNT * sizeof(plain->entries[0]));
+    free(plain);
+    free(timer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_other_leaves_untouched),
         cmocka_unit_test(test_only_nent_entries),
         cmocka_unit_test(test_two_vcpus_differ_only_in_apic_id),
+        cmocka_unit_test(test_tsc_deadline_bit_only_in_leaf_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
