@@ -49,23 +49,26 @@ static int make_memfd(uint64_t size, bool seal)
     return fd;
 }
 
-/* Sends bytes with fds attached to the first byte. */
-static void send_raw(int sock, const void *bytes, size_t len, const int *fds, unsigned nfds)
+/* Sends bytes with fds attached to the first byte, without waiting: the VM side reads
+ * only after everything is sent, so a full socket buffer ends the broker's stream there
+ * (a stream cut anywhere is input like any other). False when the buffer was full. */
+static bool send_raw(int sock, const void *bytes, size_t len, const int *fds, unsigned nfds)
 {
-    FUZZ_REQUIRE(fuzz_send_fds(sock, bytes, len, fds, nfds, 0) == (ssize_t)len, "sendmsg: %s",
-                 strerror(errno));
+    ssize_t sent = fuzz_send_fds(sock, bytes, len, fds, nfds, MSG_DONTWAIT);
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return false;
+    FUZZ_REQUIRE(sent >= 0, "sendmsg: %s", strerror(errno));
+    return (size_t)sent == len;
 }
 
-/* Decodes and sends one message. */
-static void send_message(struct fuzz_input *in, int sock, uint64_t size)
+/* Decodes and sends one message. False when the socket buffer is full. */
+static bool send_message(struct fuzz_input *in, int sock, uint64_t size)
 {
     uint8_t kind = fuzz_u8(in);
     if (kind & 0x80) { /* stray bytes: a message cut short, or garbage between messages */
         size_t len;
         const uint8_t *bytes = fuzz_bytes(in, 15, &len);
-        if (len)
-            send_raw(sock, bytes, len, NULL, 0);
-        return;
+        return len == 0 || send_raw(sock, bytes, len, NULL, 0);
     }
     int64_t value;
     switch (kind & 7) {
@@ -106,11 +109,12 @@ static void send_message(struct fuzz_input *in, int sock, uint64_t size)
         FUZZ_REQUIRE(fds[i] >= 0, "fd: %s", strerror(errno));
     uint64_t wire = htole64((uint64_t)value);
     size_t split = kind & 0x40 ? 1 + fuzz_u8(in) % 7 : sizeof(wire);
-    send_raw(sock, &wire, split, fds, nfds);
-    if (split < sizeof(wire))
-        send_raw(sock, (const uint8_t *)&wire + split, sizeof(wire) - split, NULL, 0);
+    bool sent = send_raw(sock, &wire, split, fds, nfds);
+    if (sent && split < sizeof(wire))
+        sent = send_raw(sock, (const uint8_t *)&wire + split, sizeof(wire) - split, NULL, 0);
     for (unsigned i = 0; i < nfds; i++)
-        close(fds[i]); /* in flight now */
+        close(fds[i]); /* in flight now, or never sent */
+    return sent;
 }
 
 static void on_joined(void *ctx, unsigned int id, int *fds, unsigned int nfds)
@@ -174,9 +178,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fds_before = test_open_fd_count();
     int pair[2];
     FUZZ_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0, "socketpair");
-    /* Everything is written up front (the socket buffer holds it), then EOF. */
-    for (unsigned i = 0; i < MAX_MESSAGES && fuzz_more(&in); i++)
-        send_message(&in, pair[0], spec.size);
+    /* Everything is written up front, as far as the socket buffer holds it, then EOF. */
+    for (unsigned i = 0; i < MAX_MESSAGES && fuzz_more(&in); i++) {
+        if (!send_message(&in, pair[0], spec.size))
+            break;
+    }
     close(pair[0]);
 
     char why[300];
