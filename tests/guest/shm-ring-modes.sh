@@ -31,19 +31,20 @@ show() { # log...
 }
 
 # 1. Without the driver (and, at the same time, a VM alone in another group).
+# One guest boots at a time (see wait_for_text in test-lib.sh), and no wait is unbounded.
 minivmm_vm nodrv nodrv-send "sh,-c,rmmod\${IFS}ivshmem_guest&&ivshmem-info&&shm-ring\${IFS}send\${IFS}4M"
 sender=$!
-# One guest boots at a time (see wait_for_text in test-lib.sh).
-wait_for_text "$logs/nodrv-send" "init: running" 300 || fail "nodrv-send never reached userspace"
+wait_for_userspace "$logs/nodrv-send" "$sender" || fail "nodrv-send never reached userspace"
 minivmm_vm nodrv nodrv-recv "shm-ring,recv,4M"
 receiver=$!
+wait_for_userspace "$logs/nodrv-recv" "$receiver" || fail "nodrv-recv never reached userspace"
 minivmm_vm alone alone "shm-ring,--timeout,5,both,1M"
 alone=$!
-wait "$sender"
+wait_vm "$sender" 600
 sender_status=$?
-wait "$receiver"
+wait_vm "$receiver" 600
 receiver_status=$?
-wait "$alone"
+wait_vm "$alone" 600
 alone_status=$?
 show nodrv-send nodrv-recv alone
 expect_status 0 "$sender_status" "sender without the driver"
@@ -62,13 +63,12 @@ expect_contains "$(cat "$logs/alone")" "shm-ring: FAIL timed out after 5 s: no p
 # 2. Disagreeing byte counts.
 minivmm_vm mismatch mismatch-a "shm-ring,--timeout,120,send,4M"
 a=$!
-# One guest boots at a time (see wait_for_text in test-lib.sh).
-wait_for_text "$logs/mismatch-a" "init: running" 300 || fail "mismatch-a never reached userspace"
+wait_for_userspace "$logs/mismatch-a" "$a" || fail "mismatch-a never reached userspace"
 minivmm_vm mismatch mismatch-b "shm-ring,--timeout,120,recv,1M"
 b=$!
-wait "$a"
+wait_vm "$a" 600
 a_status=$?
-wait "$b"
+wait_vm "$b" 600
 b_status=$?
 show mismatch-a mismatch-b
 expect_status 1 "$a_status" "sender of 4 MiB"
@@ -79,14 +79,17 @@ expect_contains "$(cat "$logs/mismatch-b")" "shm-ring: FAIL peer 0 sends 4194304
     "the receiver names the disagreement"
 
 # 3. Two QEMU VMs on ivshmem-plain.
-qemu_plain_vm plain-0 "shm-ring,--id,0,both,4M"
+# One boot at a time here too; --timeout covers the second VM's boot.
+qemu_plain_vm plain-0 "shm-ring,--id,0,--timeout,300,both,4M"
 p0=$!
-qemu_plain_vm plain-1 "shm-ring,--id,1,both,4M"
+wait_for_userspace "$logs/plain-0" "$p0" || fail "QEMU VM 0 never reached userspace"
+qemu_plain_vm plain-1 "shm-ring,--id,1,--timeout,300,both,4M"
 p1=$!
+wait_for_userspace "$logs/plain-1" "$p1" || fail "QEMU VM 1 never reached userspace"
 plain_status=()
-wait "$p0"
+wait_vm "$p0" 600
 plain_status[0]=$?
-wait "$p1"
+wait_vm "$p1" 600
 plain_status[1]=$?
 show plain-0 plain-1
 for id in 0 1; do
