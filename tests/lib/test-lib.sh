@@ -107,7 +107,7 @@ require_guest_image() {
 # own kernel crashed (an oops in nested SVM under TCG, seen now and then in multi-VM runs),
 # or a test saw a guest triple-fault there (watch_vm_logs above). In the emulated host a
 # timeout (124) is treated the same way: a guest there once hung for 600 s in a test that
-# takes 20 s, and passed on every other run. Such a run is made again, at most twice more;
+# takes 20 s, and passed on every other run. Such a run is made again, at most twice more.
 # Any other failure, and any failure on direct KVM, fails. When the third run fails the
 # same way the status stays 123 (or 124): callers hand it to skip_if_emulator_failed.
 run_with_kvm() { # timeout-seconds command...
@@ -133,9 +133,9 @@ run_with_kvm() { # timeout-seconds command...
 skip_if_emulator_failed() { # status
     [ "$1" -eq 123 ] || return 0
     [ "$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")" != direct ] || return 0
-    skip "the emulated KVM host failed in each of 3 runs (its kernel crashed or did not boot, or a guest" \
-        "triple-faulted there, see above), so this test has NO result; run it again, or on" \
-        "VT-x/AMD-V hardware"
+    skip "the emulated KVM host failed in each of 3 runs (its kernel crashed or did not" \
+        "boot, or a guest triple-faulted there, see above), so this test has NO result;" \
+        "run it again, or on VT-x/AMD-V hardware"
 }
 
 # Re-runs the calling script inside a KVM that boots Linux, unless it already is in one:
