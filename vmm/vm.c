@@ -204,7 +204,6 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_o
     }
     if ((ret = vm_check_kvm(vm)))
         return ret;
-    vm->tsc_deadline_timer = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
     if (vm->vm_fd < 0) {
         log_error("KVM_CREATE_VM: %s", strerror(errno));
@@ -264,8 +263,6 @@ static int vcpu_set_cpuid(struct vm *vm, struct vcpu *vcpu, const struct kvm_cpu
     }
     memcpy(cpuid, supported, size);
     cpuid_customize(cpuid, vcpu->index, vm->cpu_count);
-    if (vm->tsc_deadline_timer)
-        cpuid_enable_tsc_deadline(cpuid);
     int ret = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid);
     free(cpuid);
     if (ret < 0) {
@@ -341,6 +338,8 @@ static int vm_create_vcpus(struct vm *vm)
         ret = EXIT_HOST_ERROR;
         goto out;
     }
+    if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+        cpuid_enable_tsc_deadline(supported);
 
     for (unsigned int i = 0; i < vm->cpu_count && !ret; i++) {
         struct vcpu *vcpu = &vm->vcpus[i];

@@ -48,7 +48,6 @@ struct vm {
     struct bus pio;
     struct bus mmio;
     unsigned int cpu_count;
-    bool tsc_deadline_timer; /* KVM_CAP_TSC_DEADLINE_TIMER: the guest may be told (cpuid.h) */
     struct vcpu vcpus[CLI_MAX_CPUS];
     struct boot_layout boot;
 

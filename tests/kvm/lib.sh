@@ -18,10 +18,7 @@ tiny_enter() {
         TINY_KVM_PATH=$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")
         if [ "$TINY_KVM_PATH" = none ] || [ "${MINIVMM_KVM_PATH:-}" = emulated ]; then
             echo "$test_name: no /dev/kvm here: running inside the emulated KVM host" >&2
-            run_with_kvm "$timeout" "$0" "$@"
-            local status=$?
-            skip_if_emulator_failed "$status"
-            exit "$status"
+            rerun_self_in_kvm_host "$timeout" "$@"
         fi
     fi
     case $TINY_KVM_PATH in

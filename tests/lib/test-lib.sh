@@ -138,18 +138,24 @@ skip_if_emulator_failed() { # status
         "run it again, or on VT-x/AMD-V hardware"
 }
 
+# Runs the calling script again inside the emulated KVM host and ends with its result:
+# its status, or skipped when the emulated host failed every run.
+rerun_self_in_kvm_host() { # timeout "$@"
+    local timeout=$1 status
+    shift
+    run_with_kvm "$timeout" "$0" "$@"
+    status=$?
+    skip_if_emulator_failed "$status"
+    exit "$status"
+}
+
 # Re-runs the calling script inside a KVM that boots Linux, unless it already is in one:
 # for tests that start several VMs and act on them (kill one, say) from the host side.
 # Call as: run_self_with_kvm TIMEOUT "$@" (first thing in the script).
 run_self_with_kvm() {
-    local timeout=$1
-    shift
     if [ "${MINIVMM_IN_KVM_HOST:-0}" != 1 ] &&
         [ "$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")" != direct ]; then
-        run_with_kvm "$timeout" "$0" "$@"
-        local status=$?
-        skip_if_emulator_failed "$status"
-        exit "$status"
+        rerun_self_in_kvm_host "$@"
     fi
 }
 
