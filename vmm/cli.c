@@ -66,6 +66,9 @@ static void cli_usage(FILE *out)
             "      --shm-list      list this user's shared-memory groups and their peers\n"
             "      --no-sandbox    keep capabilities and skip the seccomp allow-lists\n"
             "                      (for debugging with strace or gdb)\n"
+            "      --stats         print KVM's statistics of this VM (exits, I/O exits, ...)\n"
+            "                      to stderr at exit and on SIGUSR1: a table, then one\n"
+            "                      'minivmm-stats: event=... name=value ...' line\n"
             "  -v, --verbose       debug messages, and counts of unclaimed I/O at exit\n"
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n"
@@ -78,7 +81,7 @@ static void cli_usage(FILE *out)
             CLI_MAX_CPUS, CLI_MAX_SHM);
 }
 
-enum { CLI_OPT_SHM_LIST = 0x100, CLI_OPT_NO_SANDBOX };
+enum { CLI_OPT_SHM_LIST = 0x100, CLI_OPT_NO_SANDBOX, CLI_OPT_STATS };
 
 enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE *out, FILE *err)
 {
@@ -91,6 +94,7 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE 
         {"shm", required_argument, NULL, 's'},
         {"shm-list", no_argument, NULL, CLI_OPT_SHM_LIST},
         {"no-sandbox", no_argument, NULL, CLI_OPT_NO_SANDBOX},
+        {"stats", no_argument, NULL, CLI_OPT_STATS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -164,6 +168,9 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE 
             break;
         case CLI_OPT_NO_SANDBOX:
             config->sandbox = false;
+            break;
+        case CLI_OPT_STATS:
+            config->stats = true;
             break;
         case 'v':
             config->verbose = true;

@@ -23,6 +23,7 @@ struct vm_config {
     bool verbose;
     bool shm_list; /* --shm-list: print the shared-memory groups and exit */
     bool sandbox;  /* false with --no-sandbox (debugging: strace, gdb) */
+    bool stats;    /* --stats: KVM's statistics at exit and on SIGUSR1 */
     unsigned int shm_count;
     struct shm_spec shm[CLI_MAX_SHM];
 };

@@ -95,8 +95,9 @@ static char *build_cmdline(const char *append)
     return cmdline;
 }
 
-/* SIGINT, SIGTERM and SIGHUP stop the VM in an orderly way: they are blocked in every
- * thread and read from a signalfd by the thread that waits for the VM. */
+/* SIGINT, SIGTERM and SIGHUP stop the VM in an orderly way, and SIGUSR1 prints the --stats
+ * statistics: they are blocked in every thread and read from a signalfd by the thread that
+ * waits for the VM. */
 static int stop_signals_fd(void)
 {
     sigset_t set;
@@ -104,6 +105,7 @@ static int stop_signals_fd(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
         return -1;
     int fd = signalfd(-1, &set, SFD_CLOEXEC);
@@ -137,15 +139,21 @@ static int run_vm(const struct vm_config *config, const struct kernel_image *ima
     /* The guest has its copy now: the files would only add to the VMM's resident size. */
     mapped_file_close(&files->initrd);
     mapped_file_close(&files->kernel);
+    if (!ret && config->stats)
+        ret = vm_open_stats(vm);
     if (!ret) {
         console_init(&console, vm, STDIN_FILENO);
-        if (console_start(&console) == 0) {
+        bool ran = console_start(&console) == 0;
+        if (ran) {
             ret = vm_run(vm, signal_fd);
             console_stop(&console);
         } else {
             ret = EXIT_HOST_ERROR;
         }
         console_restore_terminal();
+        /* With the terminal back in its own mode, and the vCPUs' fds still open. */
+        if (ran)
+            vm_report_stats(vm, KVM_STATS_AT_EXIT);
     }
     vm_destroy(vm);
     free(vm);

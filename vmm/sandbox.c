@@ -78,7 +78,8 @@ static const unsigned long vcpu_ioctls[] = {
 
 /* The main thread (waits for the stop eventfd and signals, then tears the VM down), the
  * console input thread and each --shm group's thread (peers joining and leaving arrive
- * as SCM_RIGHTS messages and become ioeventfds; leaving undoes them). */
+ * as SCM_RIGHTS messages and become ioeventfds; leaving undoes them). The main thread
+ * also reads --stats's statistics. */
 static const int io_syscalls[] = {
     SCMP_SYS(ioctl),   /* only the requests in io_ioctls */
     SCMP_SYS(poll),    /* stop eventfd, signalfd, console input, broker socket */
@@ -86,6 +87,7 @@ static const int io_syscalls[] = {
     SCMP_SYS(read),    /* those fds */
     SCMP_SYS(recvmsg), /* peer joins and departures, with their eventfds */
     SCMP_SYS(tgkill),  /* kicking vCPU threads out of KVM_RUN to stop */
+    SCMP_SYS(pread64), /* --stats: KVM's statistics fds, on SIGUSR1 and at the end */
 };
 
 static const unsigned long io_ioctls[] = {

@@ -26,8 +26,9 @@
 
 #define KVM_DEVICE        "/dev/kvm"
 #define CPUID_MAX_ENTRIES 256
-/* Sent to a vCPU thread to pull it out of KVM_RUN when the VM stops. */
-#define VCPU_KICK_SIGNAL SIGUSR1
+/* Sent to a vCPU thread to pull it out of KVM_RUN when the VM stops. A real-time signal:
+ * SIGUSR1 is the user's, to ask for --stats while the VM runs. */
+#define VCPU_KICK_SIGNAL SIGRTMIN
 
 static const unsigned int required_caps[] = {KVM_CAP_IRQCHIP, KVM_CAP_PIT2, KVM_CAP_USER_MEMORY,
                                              KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_SET_TSS_ADDR};
@@ -395,6 +396,46 @@ int vm_load(struct vm *vm, const struct kernel_image *image, const uint8_t *init
     return vm_create_vcpus(vm);
 }
 
+int vm_open_stats(struct vm *vm)
+{
+    int fds[CLI_MAX_CPUS];
+    for (unsigned int i = 0; i < vm->cpu_count; i++)
+        fds[i] = vm->vcpus[i].fd;
+    vm->stats_wanted = true;
+    char why[256];
+    int ret =
+        kvm_stats_open(&vm->stats, vm->kvm_fd, vm->vm_fd, fds, vm->cpu_count, why, sizeof(why));
+    if (ret == -EOPNOTSUPP) {
+        log_debug("--stats: %s", why);
+        return 0;
+    }
+    if (ret) {
+        log_error("--stats: %s", why);
+        return EXIT_HOST_ERROR;
+    }
+    vm->stats_ready = true;
+    log_debug("--stats: %u VM and %u vCPU statistics (of %u vCPUs)", vm->stats.vm.count,
+              vm->cpu_count ? vm->stats.vcpus[0].count : 0, vm->cpu_count);
+    return 0;
+}
+
+void vm_report_stats(struct vm *vm, enum kvm_stats_event event)
+{
+    if (!vm->stats_wanted)
+        return;
+    if (!vm->stats_ready) {
+        log_info("--stats: this host's KVM has no binary statistics (KVM_CAP_BINARY_STATS_FD, "
+                 "Linux 5.14 or later): nothing to print");
+        return;
+    }
+    char why[256];
+    if (kvm_stats_refresh(&vm->stats, why, sizeof(why))) {
+        log_error("--stats: %s", why);
+        return;
+    }
+    kvm_stats_report(stderr, &vm->stats, event);
+}
+
 /* One line with the registers that say where and how a guest died (a triple fault leaves
  * nothing else): without it a crash report is only "the guest crashed". */
 static void vcpu_log_crash_state(const struct vcpu *vcpu)
@@ -492,7 +533,7 @@ int vm_run(struct vm *vm, int signal_fd)
     struct sigaction kick = {.sa_handler = vcpu_kick_handler};
     sigemptyset(&kick.sa_mask);
     if (sigaction(VCPU_KICK_SIGNAL, &kick, NULL) < 0) {
-        log_error("sigaction(SIGUSR1): %s", strerror(errno));
+        log_error("sigaction(SIGRTMIN, the vCPU kick): %s", strerror(errno));
         return EXIT_HOST_ERROR;
     }
     /* vCPU threads start with the kick signal blocked and unblock it themselves, so it
@@ -527,7 +568,14 @@ int vm_run(struct vm *vm, int signal_fd)
         }
         if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
             struct signalfd_siginfo info;
-            if (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+            if (read(signal_fd, &info, sizeof(info)) != sizeof(info))
+                continue;
+            if (info.ssi_signo == SIGUSR1) {
+                if (vm->stats_wanted)
+                    vm_report_stats(vm, KVM_STATS_ON_SIGUSR1);
+                else
+                    log_info("SIGUSR1: no statistics to print (they need --stats)");
+            } else {
                 char why[64];
                 snprintf(why, sizeof(why), "stopped by signal %s", strsignal((int)info.ssi_signo));
                 vm_request_stop(vm, EXIT_SIGNAL_BASE + (int)info.ssi_signo, why);
@@ -571,6 +619,9 @@ int vm_run(struct vm *vm, int signal_fd)
 
 void vm_destroy(struct vm *vm)
 {
+    if (vm->stats_ready)
+        kvm_stats_destroy(&vm->stats);
+    vm->stats_ready = false;
     for (unsigned int i = 0; i < vm->cpu_count; i++) {
         struct vcpu *vcpu = &vm->vcpus[i];
         if (vcpu->run)

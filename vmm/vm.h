@@ -19,6 +19,8 @@
 #include "vmm/cli.h"
 #include "vmm/guest_ram.h"
 #include "vmm/irq_routing.h"
+#include "vmm/kvm_stats.h"
+#include "vmm/kvm_stats_report.h"
 #include "vmm/sandbox.h"
 #include "vmm/shm_device.h"
 
@@ -65,6 +67,11 @@ struct vm {
     unsigned int shm_count;
     /* Set after vm_create(): each thread enters its sandbox once running (sandbox.h). */
     bool sandbox;
+    /* --stats (vm_open_stats()): KVM's statistics of this VM, read by the main thread only,
+     * on SIGUSR1 and at the end; nothing on a vCPU's exit path. */
+    bool stats_wanted;
+    bool stats_ready; /* false also where KVM has no binary statistics */
+    struct kvm_stats stats;
 
     /* Stopping: the first request wins and fixes the exit code; stop_fd (an eventfd)
      * wakes the threads that wait in poll(). */
@@ -89,8 +96,18 @@ int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count);
 int vm_load(struct vm *vm, const struct kernel_image *image, const uint8_t *initrd,
             size_t initrd_size, const char *cmdline);
 
+/* --stats: opens the VM's and its vCPUs' KVM statistics. Call after vm_load() (the vCPUs
+ * exist) and before vm_run() (the sandbox forbids it there). A KVM without binary
+ * statistics is no error: the reports say so in one line. Returns 0 or an exit code after
+ * printing why. */
+int vm_open_stats(struct vm *vm);
+
+/* With --stats, prints the statistics as they are now to stderr (kvm_stats_report.h). */
+void vm_report_stats(struct vm *vm, enum kvm_stats_event event);
+
 /* Runs every vCPU in its own thread until the guest or a signal (SIGINT, SIGTERM, SIGHUP,
- * delivered through signal_fd) stops the VM. Returns the exit code. */
+ * delivered through signal_fd) stops the VM; SIGUSR1, delivered there too, prints the
+ * statistics (vm_report_stats()) and the VM runs on. Returns the exit code. */
 int vm_run(struct vm *vm, int signal_fd);
 
 /* Asks the VM to stop with exit_code unless a stop is already under way. Thread-safe. */

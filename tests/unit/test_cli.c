@@ -421,11 +421,40 @@ static void test_sandbox_option(void **state)
     parse_done(&p);
 }
 
+static void test_stats_option(void **state)
+{
+    (void)state;
+    char *off[] = {"minivmm", NULL};
+    struct parse p;
+    parse_run(&p, ARGC(off), off);
+    assert_false(p.config.stats);
+    parse_done(&p);
+
+    char *on[] = {"minivmm", "--stats", "--cpus=2", NULL};
+    parse_run(&p, ARGC(on), on);
+    assert_int_equal(p.result, CLI_RUN);
+    assert_true(p.config.stats);
+    assert_int_equal(p.config.cpus, 2);
+    parse_done(&p);
+
+    /* A flag: a value is a mistake, not a file name silently ignored. */
+    char *value[] = {"minivmm", "--stats=out.txt", NULL};
+    expect_error(ARGC(value), value, "--stats", NULL);
+
+    char *help[] = {"minivmm", "--help", NULL};
+    parse_run(&p, ARGC(help), help);
+    assert_contains(p.out.text, "--stats");
+    assert_contains(p.out.text, "SIGUSR1");
+    assert_contains(p.out.text, "minivmm-stats:");
+    parse_done(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_sandbox_option),
+        cmocka_unit_test(test_stats_option),
         cmocka_unit_test(test_long_options),
         cmocka_unit_test(test_short_options),
         cmocka_unit_test(test_later_option_wins),

@@ -437,24 +437,24 @@ static void *long_waiter(void *arg)
     return NULL;
 }
 
-/* The VMM stops a vCPU by signalling its thread (SIGUSR1, no SA_RESTART): a wait in the
+/* The VMM stops a vCPU by signalling its thread (SIGRTMIN, no SA_RESTART): a wait in the
  * channel must end at once then, not at its timeout. */
 static void test_a_signal_ends_a_wait(void **state)
 {
     struct portio_pair *f = *state;
     struct sigaction sa = {.sa_handler = kick_handler}, old;
     sigemptyset(&sa.sa_mask);
-    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    assert_int_equal(sigaction(SIGRTMIN, &sa, &old), 0);
     struct kick_target k = {.ring = portio_channel_ring(f->channel, 1, 0), .result = 1};
     pthread_t t;
     int64_t start = test_now_ms();
     assert_int_equal(pthread_create(&t, NULL, long_waiter, &k), 0);
     usleep(50000);
-    pthread_kill(t, SIGUSR1);
+    pthread_kill(t, SIGRTMIN);
     pthread_join(t, NULL);
     assert_int_equal(k.result, -EINTR);
     assert_true(test_now_ms() - start < 2500);
-    sigaction(SIGUSR1, &old, NULL);
+    sigaction(SIGRTMIN, &old, NULL);
 }
 
 /* Found by fuzz_portio: a rep ins on WAIT_RX slept for every element, so one exit held the
