@@ -11,7 +11,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 . "$MINIVMM_SOURCE_DIR/tests/lib/bench-lib.sh"
 require_guest_image
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
+require_command qemu-system-x86_64
 
 runs=${MINIVMM_BENCH_BOOT_RUNS:-${BOOT_BENCH_RUNS:-5}} # MINIVMM_* reach the emulated host
 mem_mb=256
@@ -22,7 +22,7 @@ if [ "${MINIVMM_IN_KVM_HOST:-0}" != 1 ] && [ "$("$MINIVMM_SOURCE_DIR/tests/kvm-h
     # Re-run this very script inside the emulated host: both VMMs then share it.
     exec "$WITH_KVM" --timeout 1500 -- "$0" "$@" </dev/null
 fi
-echo "boot-time benchmark: $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $runs runs each, ${mem_mb} MiB guests"
+echo "boot-time benchmark: $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $runs runs each, ${mem_mb} MiB guests, against $(bench_qemu_version)"
 [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ] && echo "environment: emulated KVM host (nested kvm_amd under QEMU TCG): absolute times are an emulator's"
 
 kernel=$GUEST_IMAGE_DIR/bzImage

@@ -21,7 +21,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 . "$MINIVMM_SOURCE_DIR/tests/lib/bench-lib.sh"
 require_guest_image
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
+require_command qemu-system-x86_64
 host_limits=$MINIVMM_BUILD_DIR/tests/host-limits
 [ -x "$host_limits" ] || skip "no $host_limits: build the project first"
 run_self_with_kvm 1800 "$@"
@@ -33,7 +33,7 @@ reps=${MINIVMM_BENCH_REPS:-5}
 where=$(bench_env_label)
 csv=$BENCH_DIR/shm.csv
 samples=$BENCH_DIR/shm-samples.csv
-echo "shm benchmark: $(uname -r), $(nproc) CPUs, ${MINIVMM_IN_KVM_HOST:+emulated KVM host (absolute times are those of an emulator), }sizes ${sizes[*]} each way, $count round trips"
+echo "shm benchmark: $(uname -r), $(nproc) CPUs, ${MINIVMM_IN_KVM_HOST:+emulated KVM host (absolute times are those of an emulator), }sizes ${sizes[*]} each way, $count round trips, against $(bench_qemu_version)"
 
 # The limits first, while no VM competes for the CPUs; and what this host is.
 {

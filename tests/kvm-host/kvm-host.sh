@@ -67,8 +67,13 @@ boot_timeout_s=${MINIVMM_KVM_HOST_BOOT_TIMEOUT:-180}
 
 # --- Build (or reuse) the host VM's kernel and initramfs ------------------------------
 
-# qemu-system-x86 brings SeaBIOS and 9p (virtfs); busybox-static is the initramfs.
-minivmm_require_packages qemu-system-x86 busybox-static cpio xz-utils
+# busybox-static is the initramfs. QEMU must be 10 or later: 7.2's emulation of SVM crashed
+# this host's kernel and hung its guests (README); scripts/install-deps.sh installs it.
+minivmm_require_packages busybox-static cpio xz-utils
+qemu_version=$(qemu-system-x86_64 --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p')
+[[ -n $qemu_version ]] || minivmm_die "kvm-host.sh: qemu-system-x86_64 not found: run scripts/install-deps.sh"
+((${qemu_version%%.*} >= 10)) ||
+    minivmm_die "kvm-host.sh: QEMU $qemu_version is too old for the emulated KVM host (10 or later): run scripts/install-deps.sh"
 kernel_tree=$("$MINIVMM_REPO_DIR/configs/guest-image/fetch-kernel.sh")
 release=$(<"$kernel_tree/kernel-version")
 vmlinuz=$kernel_tree/boot/vmlinuz-$release
@@ -80,12 +85,11 @@ initramfs=$state/initramfs-$release.cpio.gz
 
 # Modules to load, each with its parameters; modules.dep adds their dependencies
 # (irqbypass, ccp, kvm; virtio*, netfs, fscache, 9pnet).
-# npt=0: kvm_amd shadows the guests' page tables instead of using the emulated CPU's nested
-# paging. With NPT, TCG's nested paging let guests triple-fault and the host kernel crash
-# whenever several VMs ran (guest.shm_faults failed 5 runs of 5, in CI and by hand); with
-# shadow paging it passed (278 s). MINIVMM_KVM_AMD_PARAMS adds or overrides parameters
-# (npt=1 to compare).
-wanted_modules=("kvm-amd nested=1 npt=0 ${MINIVMM_KVM_AMD_PARAMS:-}" "virtio_pci" "9pnet_virtio" "9p")
+# npt=1: kvm_amd uses the emulated CPU's nested paging, as on hardware. Under QEMU 10 it is
+# the set-up that ran the multi-VM tests without a fault, where shadow paging (npt=0) hung
+# nested guests at their first instruction (README, "Where guests run").
+# MINIVMM_KVM_AMD_PARAMS adds or overrides parameters (npt=0 to compare).
+wanted_modules=("kvm-amd nested=1 npt=1 ${MINIVMM_KVM_AMD_PARAMS:-}" "virtio_pci" "9pnet_virtio" "9p")
 
 # Writes load-order into DIR and copies the modules there: each module's dependencies
 # first, as modprobe would (modules.dep lists them deepest last).
@@ -307,8 +311,8 @@ else
 fi
 
 
-((quiet)) || printf 'minivmm: running in the emulated KVM host (QEMU TCG, -cpu EPYC, kvm_amd, Linux %s)\n' \
-    "$release" >&2
+((quiet)) || printf 'minivmm: running in the emulated KVM host (QEMU %s TCG, -cpu EPYC, kvm_amd, Linux %s)\n' \
+    "$qemu_version" "$release" >&2
 
 # timeout gives 124; --foreground keeps QEMU in the terminal's process group (it may read
 # it); the parent-death signals take QEMU down with this script even on SIGKILL.

@@ -7,7 +7,8 @@
 # stdout/stderr is COMMAND's.
 #
 # Exit status: COMMAND's; 124 when --timeout expired; 125 when the emulated host failed;
-# 123 when the emulated host's own kernel crashed (kvm-host.sh).
+# 123 when the emulated host itself failed: its own kernel crashed, or it never reached
+# COMMAND (kvm-host.sh).
 # MINIVMM_KVM_PATH=direct|emulated forces a path (default: auto).
 set -euo pipefail
 
@@ -47,7 +48,8 @@ emulated) path=emulated why="forced by MINIVMM_KVM_PATH; kvm-mode here: $mode" ;
 esac
 
 if [[ $path == emulated ]]; then
-    echo "minivmm: KVM path: emulated host ($why)" >&2
+    echo "minivmm: KVM path: emulated host, QEMU $(qemu-system-x86_64 --version 2>/dev/null |
+        sed -n '1s/^QEMU emulator version \([0-9.]*\).*/\1/p') TCG ($why)" >&2
     exec "$here/kvm-host.sh" --quiet --timeout "$timeout_s" -- "$@"
 fi
 

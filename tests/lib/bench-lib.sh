@@ -13,6 +13,11 @@ bench_env_label() {
     if [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ]; then echo emulated-host; else echo build-machine; fi
 }
 
+# The QEMU that the benchmarks compare with, as "QEMU 10.0.2": every result names it.
+bench_qemu_version() {
+    qemu-system-x86_64 --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([0-9][0-9.]*\).*/QEMU \1/p'
+}
+
 csv_start() { # file: (re)starts it with the header
     mkdir -p "$(dirname "$1")"
     echo "$BENCH_CSV_HEADER" >"$1"
