@@ -5,11 +5,10 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
 
-out=$(run_with_kvm 280 "$MINIVMM" --cpus 2 --append "minivmm.run=guest-info,--exit,42" 2>&1)
-status=$?
+run_guest 280 --cpus 2 --append "minivmm.run=guest-info,--exit,42"
+out=$guest_out
 echo "$out" | grep -v '^\[' # the guest's userspace output, without kernel messages
-skip_if_emulator_failed "$status"
-expect_status 42 "$status" "guest-chosen status through port 0xf4"
+expect_status 42 "$guest_status" "guest-chosen status through port 0xf4"
 expect_contains "$out" "init: running guest-info" "reached userspace (the initramfs's /init)"
 expect_matches "$out" "cpus online: 2 " "guest sees two CPUs"
 expect_contains "$out" "cpu 1: apicid 1" "second CPU has APIC ID 1"

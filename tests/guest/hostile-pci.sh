@@ -6,12 +6,11 @@
 require_guest_image
 
 group=scribble-$$
-out=$(run_with_kvm 280 "$MINIVMM" --verbose --shm="$group,vectors=4" \
-    --append "minivmm.run=pci-scribble,--rounds,8,0000:00:01.0" 2>&1)
-status=$?
+run_guest 280 --verbose --shm="$group,vectors=4" \
+    --append "minivmm.run=pci-scribble,--rounds,8,0000:00:01.0"
+out=$guest_out
 echo "$out" | grep -v '^\[' | grep -v 'debug: i8042' | tail -20
-skip_if_emulator_failed "$status"
-expect_status 0 "$status" "minivmm survived the scribbling guest, which ended the VM itself"
+expect_status 0 "$guest_status" "minivmm survived the scribbling guest, which ended the VM itself"
 expect_matches "$out" "pci-scribble: 0000:00:01.0: [1-9][0-9]* config writes, [1-9][0-9]* BAR writes" \
     "the guest issued its writes"
 expect_contains "$out" "VM stopped: guest wrote exit status 0" "the VM stopped the way the guest asked"

@@ -11,7 +11,7 @@
 #    EOPNOTSUPP, mmap works, rmmod is clean.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
+require_command qemu-system-x86_64
 run_self_with_kvm 900 "$@"
 start_vm_group_test
 

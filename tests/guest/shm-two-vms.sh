@@ -8,9 +8,7 @@ require_guest_image
 run_self_with_kvm 600 "$@"
 
 start_vm_group_test
-# In the background, so that the log watcher can end the test while the VMs run.
-MINIVMM=$MINIVMM MINIVMM_DEMO_BYTES=4M "$MINIVMM_SOURCE_DIR/scripts/two-vms.sh" >"$logs/out" 2>&1 &
-wait $!
+MINIVMM=$MINIVMM MINIVMM_DEMO_BYTES=4M "$MINIVMM_SOURCE_DIR/scripts/two-vms.sh" >"$logs/out" 2>&1
 status=$?
 out=$(cat "$logs/out")
 echo "$out"

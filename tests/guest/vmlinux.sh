@@ -4,7 +4,7 @@
 # too, through the ELF loader.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 require_guest_image
-command -v xz >/dev/null || skip "xz is not installed: cannot unpack the kernel payload"
+require_command xz
 
 bzimage=$GUEST_IMAGE_DIR/bzImage
 vmlinux=$MINIVMM_BUILD_DIR/test-vmlinux
@@ -15,14 +15,12 @@ offset=$(( (setup_sects + 1) * 512 + $(le32 "$bzimage" $((0x248))) ))
 length=$(le32 "$bzimage" $((0x24c)))
 dd if="$bzimage" iflag=skip_bytes,count_bytes skip="$offset" count="$length" bs=1M status=none |
     xz -dc --single-stream >"$vmlinux" 2>/dev/null ||
-    skip "the bzImage payload is not xz-compressed; this test knows only xz"
+    die "the bzImage payload is not xz-compressed; this test knows only xz"
 trap 'rm -f "$vmlinux"' EXIT
 
-out=$(run_with_kvm 280 "$MINIVMM" --kernel "$vmlinux" --initrd "$GUEST_IMAGE_DIR/initramfs.cpio.gz" \
-    --append "minivmm.run=guest-info,--exit,7" 2>&1)
-status=$?
-echo "$out" | grep -v '^\['
-skip_if_emulator_failed "$status"
-expect_status 7 "$status" "vmlinux guest-chosen status"
-expect_contains "$out" "init: running guest-info" "vmlinux reached userspace"
+run_guest 280 --kernel "$vmlinux" --initrd "$GUEST_IMAGE_DIR/initramfs.cpio.gz" \
+    --append "minivmm.run=guest-info,--exit,7"
+echo "$guest_out" | grep -v '^\['
+expect_status 7 "$guest_status" "vmlinux guest-chosen status"
+expect_contains "$guest_out" "init: running guest-info" "vmlinux reached userspace"
 finish

@@ -14,7 +14,7 @@ test_name=$(basename "$0" .sh)
 failures=0
 
 skip() {
-    echo "SKIPPED $test_name: $*" >&2
+    echo "SKIP $test_name: $*" >&2
     exit $SKIP
 }
 
@@ -27,57 +27,48 @@ pass() {
     echo "ok $test_name: $*"
 }
 
-# A test that starts several Linux guests names the folder of their console logs here.
-# Inside the emulated KVM host, a guest now and then triple-faults with several VMs running,
-# mostly while another VM boots or exits (README; QEMU's guests too). A watcher then ends
-# the test at once with status 123, which asks run_with_kvm for another run, instead of
-# letting every later check wait out its timeout. Never on direct KVM, where a triple
-# fault fails the test like any other broken check.
-vm_log_dir=''
-watch_vm_logs() { # folder
-    vm_log_dir=$1
-    [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ] || return 0
-    trap stop_after_emulator_fault USR1
-    local test_pid=$$
-    (
-        while kill -0 "$test_pid" 2>/dev/null; do
-            if guest_triple_faulted; then
-                kill -USR1 "$test_pid"
-                exit 0
-            fi
-            sleep 1
-        done
-    ) >/dev/null 2>&1 &
-    disown $! # it ends by itself; the tests' "kill every job" traps need not reap it
-}
-
-# True when a log in vm_log_dir shows a guest's triple fault.
-guest_triple_faulted() {
-    [ -n "$vm_log_dir" ] && grep -qs "guest triple fault" "$vm_log_dir"/*
-}
-
-stop_after_emulator_fault() {
-    local log
-    echo "$test_name: a guest triple-faulted in the emulated KVM host (its known multi-VM" \
-        "fault, see README); this run says nothing, stopping it for another" >&2
-    for log in "$vm_log_dir"/*; do
-        grep -qs "guest triple fault" "$log" || continue
-        echo "--- last lines of $(basename "$log"):" >&2
-        tail -n 25 "$log" >&2
-    done
-    exit 123
-}
-
+# Every check says PASS or FAIL; a test that failed any check ends with status 1, after the
+# last console lines of its guests (and what they show: a triple fault, a panic), so the
+# log says what happened without a rerun.
 finish() {
     if [ "$failures" -ne 0 ]; then
-        if [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ] && guest_triple_faulted; then
-            stop_after_emulator_fault
-        fi
-        echo "$test_name: $failures check(s) failed" >&2
+        show_guest_consoles
+        echo "FAIL $test_name: $failures check(s) failed" >&2
         exit 1
     fi
-    echo "$test_name: all checks passed"
+    echo "PASS $test_name: all checks passed"
     exit 0
+}
+
+# A test that cannot go on: FAIL at once, with the guests' consoles.
+die() {
+    fail "$*"
+    finish
+}
+
+# The last console lines of each guest log in $logs (start_vm_group_test) and of
+# $guest_out (run_guest), each with a line naming a triple fault or panic it shows.
+show_guest_consoles() {
+    local log
+    if [ -n "$guest_out" ]; then
+        describe_console "the guest" <<<"$guest_out"
+    fi
+    [ -n "$logs" ] && [ -d "$logs" ] || return 0
+    for log in "$logs"/*; do
+        [ -f "$log" ] && describe_console "$(basename "$log")" <"$log"
+    done
+}
+
+describe_console() { # name <console
+    local text
+    text=$(cat)
+    echo "--- last console lines of $1:" >&2
+    tail -n 20 <<<"$text" >&2
+    if grep -q "guest triple fault" <<<"$text"; then
+        echo "--- $1: the guest triple-faulted" >&2
+    elif grep -q "Kernel panic" <<<"$text"; then
+        echo "--- $1: the guest kernel panicked" >&2
+    fi
 }
 
 expect_status() { # expected actual what
@@ -96,67 +87,79 @@ expect_matches() { # haystack extended-regex what
     if grep -qE -- "$2" <<<"$1"; then pass "$3"; else fail "$3: output does not match /$2/"; fi
 }
 
+# Guest tests need a KVM that boots Linux: this machine's own (VT-x/AMD-V) or the emulated
+# KVM host, which needs QEMU. With neither there is no KVM path at all, the one case where
+# a guest test is skipped, and it says so before it starts anything.
+require_kvm_path() {
+    [ "$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")" = direct ] ||
+        command -v qemu-system-x86_64 >/dev/null ||
+        skip "no KVM path: no VT-x/AMD-V here, and no qemu-system-x86_64 for the emulated KVM host" \
+            "(scripts/install-deps.sh installs it)"
+}
+
+# What a test needs besides KVM is installed by scripts/install-deps.sh and built by
+# scripts/test.sh: missing, it fails the test with what to run.
+require_command() { # command
+    command -v "$1" >/dev/null || die "$1 is not installed: run scripts/install-deps.sh"
+}
+
 require_guest_image() {
+    require_kvm_path
     [ -f "$GUEST_IMAGE_DIR/bzImage" ] && [ -f "$GUEST_IMAGE_DIR/initramfs.cpio.gz" ] ||
-        skip "default guest image not built ($GUEST_IMAGE_DIR): cmake --build build --target guest-image"
+        die "default guest image not built ($GUEST_IMAGE_DIR): cmake --build build --target guest-image"
 }
 
 # Runs a command where KVM can boot Linux: directly on VT-x/AMD-V hosts, otherwise in the
-# emulated KVM host. with-kvm.sh says on stderr which path it took.
-# Status 123 means the emulated environment failed, not the command: the emulated host's
-# own kernel crashed (an oops in nested SVM under TCG, seen now and then in multi-VM runs),
-# or a test saw a guest triple-fault there (watch_vm_logs above). In the emulated host a
-# timeout (124) is treated the same way: a guest there once hung for 600 s in a test that
-# takes 20 s, and passed on every other run. Such a run is made again, at most twice more.
-# Any other failure, and any failure on direct KVM, fails. When the third run fails the
-# same way the status stays 123 (or 124): callers hand it to skip_if_emulator_failed.
+# emulated KVM host; with-kvm.sh says on stderr which path it took. Only a failure of the
+# emulated host itself (status 123: its own kernel crashed, or it never reached the
+# command) is run again, once, and says so; whatever the command did, a guest's triple
+# fault, panic or hang included, is its result.
 run_with_kvm() { # timeout-seconds command...
-    local timeout=$1 status attempt retried=123
+    local timeout=$1 status
     shift
-    [ "$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")" = direct ] || retried="123 124"
-    for attempt in 1 2 3; do
+    "$WITH_KVM" --timeout "$timeout" -- "$@" </dev/null
+    status=$?
+    if [ "$status" -eq 123 ]; then
+        echo "RETRY $test_name: the emulated KVM host itself failed (see above); running once more" >&2
         "$WITH_KVM" --timeout "$timeout" -- "$@" </dev/null
         status=$?
-        if [[ " $retried " != *" $status "* ]] || [ "$attempt" -eq 3 ]; then
-            break
-        fi
-        echo "minivmm-test: the emulated KVM environment failed (status $status, attempt" \
-            "$attempt of 3); running once more" >&2
-    done
+    fi
+    case $status in
+    123) echo "FAIL $test_name: the emulated KVM host itself failed twice" >&2 ;;
+    124) echo "FAIL $test_name: timed out after $timeout s" >&2 ;;
+    esac
     return "$status"
 }
 
-# A test whose every run ended in an emulated-environment failure (status 123: the
-# emulated host's kernel crashed or a guest triple-faulted there, three times) has no
-# result at all, so it is skipped, loudly, rather than passed or blamed on minivmm. A
-# timeout (124) on the last run still fails: a VMM that hangs every time is a bug.
-skip_if_emulator_failed() { # status
-    [ "$1" -eq 123 ] || return 0
-    [ "$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")" != direct ] || return 0
-    skip "the emulated KVM host failed in each of 3 runs (its kernel crashed or did not" \
-        "boot, or a guest triple-faulted there, see above), so this test has NO result;" \
-        "run it again, or on VT-x/AMD-V hardware"
+# One VM of the default image (or another kernel) with minivmm ARGS: sets guest_status
+# and guest_out (its console and minivmm's messages), shown by finish on failure.
+guest_out=''
+run_guest() { # timeout-seconds minivmm-args...
+    local timeout=$1
+    shift
+    guest_out=$(run_with_kvm "$timeout" "$MINIVMM" "$@" 2>&1)
+    guest_status=$?
 }
 
-# Runs the calling script again inside the emulated KVM host and ends with its result:
-# its status, or skipped when the emulated host failed every run.
+# Runs the calling script again where KVM boots Linux, unless it already is there, and ends
+# with its result: for tests that start several VMs and act on them (kill one, say) from
+# the host side. Call as: run_self_with_kvm TIMEOUT "$@" (first thing in the script).
+run_self_with_kvm() {
+    if [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ]; then
+        test_timeout=${MINIVMM_TEST_TIMEOUT:-0}
+        return 0
+    fi
+    test_timeout=$1
+    [ "$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")" != direct ] || return 0
+    export MINIVMM_TEST_TIMEOUT=$1 # with-kvm.sh passes MINIVMM_* into the emulated host
+    rerun_self_in_kvm_host "$@"
+}
+
 rerun_self_in_kvm_host() { # timeout "$@"
-    local timeout=$1 status
+    local timeout=$1
     shift
     run_with_kvm "$timeout" "$0" "$@"
-    status=$?
-    skip_if_emulator_failed "$status"
-    exit "$status"
-}
-
-# Re-runs the calling script inside a KVM that boots Linux, unless it already is in one:
-# for tests that start several VMs and act on them (kill one, say) from the host side.
-# Call as: run_self_with_kvm TIMEOUT "$@" (first thing in the script).
-run_self_with_kvm() {
-    if [ "${MINIVMM_IN_KVM_HOST:-0}" != 1 ] &&
-        [ "$("$MINIVMM_SOURCE_DIR/tests/kvm-host/kvm-mode.sh")" != direct ]; then
-        rerun_self_in_kvm_host "$@"
-    fi
+    exit $?
 }
 
 # A private runtime folder, so the test's groups never meet a user's or another test's.
@@ -166,14 +169,43 @@ use_private_runtime_dir() {
     export XDG_RUNTIME_DIR
 }
 
-# For tests that start several VMs: a private runtime folder (their groups meet no other),
-# $logs for the VMs' console logs, watched for the emulated host's fault (watch_vm_logs);
-# on exit every VM still running is killed and both folders are removed.
+# For tests that start several VMs: a private runtime folder (their groups meet no other)
+# and $logs for the VMs' console logs, which finish shows on failure; on exit every VM
+# still running is killed and both folders are removed.
+logs=''
 start_vm_group_test() {
     use_private_runtime_dir
     logs=$(mktemp -d)
-    watch_vm_logs "$logs"
-    trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
+    start_hang_watchdog
+    trap 'kill -9 $(jobs -p) $watchdog 2>/dev/null; rm -rf "$logs" "$XDG_RUNTIME_DIR"' EXIT
+}
+
+# A hang fails its test like any other broken check, with the guests' consoles to show for
+# it: a minute before the test's time limit (run_self_with_kvm's), a watchdog kills the
+# test's VMs, so every wait on them ends and finish prints what each guest said last.
+test_timeout=0 watchdog=''
+start_hang_watchdog() {
+    [ "$test_timeout" -gt 120 ] || return 0
+    local test_pid=$$ after=$((test_timeout - 60))
+    (
+        sleep "$after" </dev/null >/dev/null 2>&1 # an orphan must not hold ctest's pipes
+        echo "FAIL $test_name: still running after $after s, a hang: killing its VMs" >&2
+        for pid in $(descendants "$test_pid"); do
+            case $(ps -o comm= -p "$pid" 2>/dev/null) in
+            minivmm | qemu-system-x86*) kill -KILL "$pid" 2>/dev/null ;;
+            esac
+        done
+    ) &
+    watchdog=$!
+    disown "$watchdog" # not one of the test's jobs: nobody waits for it, and it dies quietly
+}
+
+descendants() { # pid
+    local child
+    for child in $(pgrep -P "$1"); do
+        echo "$child"
+        descendants "$child"
+    done
 }
 
 # Prints the path of an initrd that is the default image's initramfs plus the files of
@@ -194,9 +226,8 @@ initrd_with_folder() { # folder
 
 # Waits until FILE contains TEXT, at most SECONDS; returns 1 on timeout, or at once when
 # one of the PIDs given (processes the text depends on) has ended. Tests that start
-# several VMs use it to let one guest reach userspace before the next boots: in the
-# emulated KVM host, two Linux guests (minivmm's or QEMU's alike) in early boot at the
-# same moment now and then die with a triple fault.
+# several VMs let one guest reach userspace before the next boots, which also gives the
+# peer IDs in start order.
 wait_for_text() { # file text seconds [pid...]
     local file=$1 text=$2 deadline=$((SECONDS + $3)) pid
     shift 3
@@ -210,19 +241,9 @@ wait_for_text() { # file text seconds [pid...]
 }
 
 # Waits until the guest whose console goes to LOG (process PID) reaches userspace, at most
-# 300 s; returns 1 when its process ended first, or on direct KVM when time ran out. In
-# the emulated KVM host a guest still booting after 300 s is that host's fault (a nested
-# boot there hung for good in CI, a QEMU guest as well as minivmm's): the test stops with
-# 123 at once, which asks run_with_kvm for another run.
+# 300 s; returns 1 when its process ended first or time ran out.
 wait_for_userspace() { # log pid
-    wait_for_text "$1" "init: running" 300 "$2" && return 0
-    if [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ] && kill -0 "$2" 2>/dev/null; then
-        echo "$test_name: $(basename "$1") is still booting after 300 s in the emulated KVM" \
-            "host; stopping this run for another. Its last lines:" >&2
-        tail -n 15 "$1" >&2
-        exit 123
-    fi
-    return 1
+    wait_for_text "$1" "init: running" 300 "$2"
 }
 
 # Waits for a VM's process at most SECONDS, then kills it: the VM's exit status, or 124.
