@@ -22,7 +22,7 @@ source "$here/lib.sh"
 outdir=$1
 bindir=$2
 modules=("${@:3}")
-apps=(guest-info guest-exit pci-scribble ivshmem-info shm-ring ivshmem-selftest shm-pingpong shm-peer-watch shm-note shm-doorbell-storm portio-xfer)
+apps=(guest-info guest-exit pci-scribble ivshmem-info shm-ring ivshmem-selftest shm-pingpong shm-peer-watch shm-note shm-doorbell-storm shm-churn portio-xfer)
 apps+=(ivc-bench) # libivc's benchmark, linked with libivc.a
 for app in "${apps[@]}"; do
     [[ -x $bindir/$app ]] || minivmm_die "no $bindir/$app: build the guest-apps first"

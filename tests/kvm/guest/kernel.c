@@ -5,6 +5,7 @@
 
 #define KERNEL_CS          0x10
 #define GATE_INTERRUPT     0x8E /* present, DPL 0, 64-bit interrupt gate */
+#define GATE_USER          0xEE /* the same, callable from user mode (DPL 3) */
 #define TSS_AVAILABLE      0x89 /* present, 64-bit TSS (available) */
 #define TSS_LIMIT          103
 #define TSS_RSP0_OFFSET    4
@@ -14,6 +15,9 @@
 #define APIC_BASE_ENABLE   (1ull << 11)
 #define MSR_X2APIC_TPR     0x808
 #define MSR_X2APIC_SVR     0x80F
+#define MSR_X2APIC_LVT_TMR 0x832
+#define MSR_X2APIC_TMR_DIV 0x83E
+#define TIMER_DIVIDE_BY_1  0xB
 #define SVR_ENABLE         0x100
 #define SPURIOUS_VECTOR    0xFF
 #define CPUID_1_ECX_X2APIC (1u << 21)
@@ -25,17 +29,24 @@ extern uint8_t kernel_stack_top[];
 extern const uint64_t exception_stubs[32];
 void irq_stub(void);
 void spurious_stub(void);
+void timer_stub(void);
+void idle_stub(void);
 
 volatile uint64_t tiny_irq_count;
 bool tiny_x2apic_enabled;
 const char *tiny_cmdline;
 
-static void set_gate(unsigned vector, uint64_t handler)
+static void set_gate_type(unsigned vector, uint64_t handler, uint64_t type)
 {
     uint64_t *gate = (uint64_t *)(idt + vector * 16);
-    gate[0] = (handler & 0xFFFF) | ((uint64_t)KERNEL_CS << 16) | ((uint64_t)GATE_INTERRUPT << 40) |
+    gate[0] = (handler & 0xFFFF) | ((uint64_t)KERNEL_CS << 16) | (type << 40) |
               (((handler >> 16) & 0xFFFF) << 48);
     gate[1] = handler >> 32;
+}
+
+static void set_gate(unsigned vector, uint64_t handler)
+{
+    set_gate_type(vector, handler, GATE_INTERRUPT);
 }
 
 static uint64_t rdmsr(uint32_t msr)
@@ -60,6 +71,9 @@ static void enable_x2apic(void)
     wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_ENABLE | APIC_BASE_EXTD);
     wrmsr(MSR_X2APIC_TPR, 0);
     wrmsr(MSR_X2APIC_SVR, SVR_ENABLE | SPURIOUS_VECTOR);
+    /* One-shot, unmasked; nothing counts until tiny_idle() writes an initial count. */
+    wrmsr(MSR_X2APIC_TMR_DIV, TIMER_DIVIDE_BY_1);
+    wrmsr(MSR_X2APIC_LVT_TMR, TINY_TIMER_VECTOR);
     tiny_x2apic_enabled = true;
 }
 
@@ -77,6 +91,8 @@ void kernel_setup(const uint8_t *zero_page)
         set_gate(v, exception_stubs[v]);
     set_gate(TINY_IRQ_VECTOR, (uint64_t)irq_stub);
     set_gate(SPURIOUS_VECTOR, (uint64_t)spurious_stub);
+    set_gate(TINY_TIMER_VECTOR, (uint64_t)timer_stub);
+    set_gate_type(TINY_IDLE_VECTOR, (uint64_t)idle_stub, GATE_USER);
 
     /* The boot protocol's cmd_line_ptr, at 0x228 in the zero page. */
     tiny_cmdline = (const char *)(uint64_t) * (const uint32_t *)(zero_page + 0x228);

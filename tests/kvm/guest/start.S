@@ -103,6 +103,47 @@ irq_stub:
 spurious_stub:
     iretq
 
+/* The one-shot APIC timer that bounds tiny_idle(): acknowledge and return. */
+    .globl timer_stub
+timer_stub:
+    push %rax
+    push %rcx
+    push %rdx
+    mov $0x80b, %ecx
+    xor %eax, %eax
+    xor %edx, %edx
+    wrmsr
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
+
+/* tiny_idle()'s gate (int $0x80 from user mode, EDI = timer count): user mode cannot hlt,
+ * and spinning would take a whole host CPU per idle guest. Arms the one-shot x2APIC timer,
+ * then halts with interrupts on; sti's one-instruction shadow means an interrupt pending
+ * since the gate cleared IF still ends the hlt, so no wake-up is lost. Any interrupt
+ * (a doorbell's, the timer's) returns to user mode with the timer stopped. */
+    .globl idle_stub
+idle_stub:
+    push %rax
+    push %rcx
+    push %rdx
+    mov $0x838, %ecx      /* x2APIC timer initial count: writing it starts the count */
+    mov %edi, %eax
+    xor %edx, %edx
+    wrmsr
+    sti
+    hlt
+    cli
+    mov $0x838, %ecx
+    xor %eax, %eax
+    xor %edx, %edx
+    wrmsr                 /* a count of 0 stops a timer that has not fired */
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
+
     .section .rodata
     .balign 8
     .globl exception_stubs

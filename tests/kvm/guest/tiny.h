@@ -15,7 +15,9 @@
 #define TINY_EXIT_FAIL      33
 #define TINY_EXIT_EXCEPTION 34
 
-#define TINY_IRQ_VECTOR 0x40 /* the vector MSI-X messages are programmed with */
+#define TINY_IRQ_VECTOR   0x40 /* the vector MSI-X messages are programmed with */
+#define TINY_TIMER_VECTOR 0x41 /* the x2APIC timer that bounds tiny_idle() */
+#define TINY_IDLE_VECTOR  0x80 /* the gate behind tiny_idle() */
 
 #define DEBUG_EXIT_PORT 0xf4
 #define COM1_PORT       0x3f8
@@ -98,6 +100,16 @@ uint64_t tiny_param(const char *name, uint64_t fallback);
  * KVM's in-kernel PIT derives from the host's clock). 0 if the PIT did not respond. */
 uint64_t tiny_tsc_hz(void);
 uint64_t tiny_ticks_to_ns(uint64_t ticks, uint64_t tsc_hz);
+
+/* Halts until an interrupt arrives (a doorbell's MSI-X) or about ns nanoseconds pass (KVM's
+ * APIC timer counts at 1 GHz; at most ~4.29 s), whichever is first: the idle guest leaves
+ * its host CPU to the others. Needs the x2APIC (tiny_x2apic_enabled). An interrupt that
+ * arrived just before the call is not seen, so callers bound ns by how late they can be. */
+static inline void tiny_idle(uint64_t ns)
+{
+    uint32_t count = ns > 0xFFFFFFFFull ? 0xFFFFFFFFu : ns ? (uint32_t)ns : 1;
+    __asm__ volatile("int $0x80" : : "D"(count) : "memory");
+}
 
 /* PCI configuration space through ports 0xCF8/0xCFC (bus 0 only). */
 uint32_t pci_read32(unsigned slot, unsigned offset);
