@@ -1,5 +1,5 @@
 /* ivshmem: shared memory between VMs, compatible with QEMU's ivshmem (1af4:1110 revision 1,
- * /work/shared/docs/ivshmem-interface.md), so guest drivers written for QEMU work here and a
+ * QEMU's docs/specs/ivshmem-spec.rst), so guest drivers written for QEMU work here and a
  * QEMU VM can share a group with minivmm VMs.
  *
  * PCI identity: vendor 0x1af4, device 0x1110, revision 1, class 0x050000 (RAM controller),

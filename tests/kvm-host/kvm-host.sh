@@ -4,7 +4,7 @@
 # Runs COMMAND inside the emulated KVM host: QEMU's TCG emulator with an AMD EPYC CPU
 # (which has AMD-V), booting the Debian kernel with kvm-amd loaded, so /dev/kvm is a real
 # KVM that can boot Linux guests. The build machines' own /dev/kvm cannot (see
-# /work/shared/docs/kvm-hosts.md and README.md here).
+# the project's shared docs/kvm-hosts.md, and README.md here).
 #
 # Inside, the build machine's root is mounted read-only and chrooted into, with the
 # repository (and the build folder, and the cwd when it lies under /tmp, /run or
