@@ -8,6 +8,7 @@
 #   host-retried  passed after the emulated KVM host itself failed once and was retried
 #   host-crash    the emulated host's own kernel crashed (twice: the harness retries once)
 #   host-no-boot  the emulated host never reached the command
+#   host-hang     the emulated host stopped as a whole (no heartbeat from it)
 #   hang          a time-out: the test, a guest or the emulated host stopped making progress
 #   triple-fault  a guest triple-faulted
 #   panic         a guest kernel panicked
@@ -37,6 +38,7 @@ classify() { # log
         if grep -q "^RETRY " "$log"; then echo host-retried; else echo pass; fi
     elif grep -q "own kernel crashed" "$log"; then echo host-crash
     elif grep -q "did not reach the command" "$log"; then echo host-no-boot
+    elif grep -q "host VM stopped: no heartbeat" "$log"; then echo host-hang
     elif grep -qE "^FAIL [^:]*: timed out after|kvm-host: timed out after|still running after|\*\*\*Timeout" "$log"; then echo hang
     elif grep -q "triple-faulted\|guest triple fault" "$log"; then echo triple-fault
     elif grep -q "kernel panicked\|Kernel panic" "$log"; then echo panic
@@ -44,7 +46,7 @@ classify() { # log
     fi
 }
 
-causes=(pass host-retried host-crash host-no-boot hang triple-fault panic other)
+causes=(pass host-retried host-crash host-no-boot host-hang hang triple-fault panic other)
 for ((round = 1; round <= rounds; round++)); do
     for test in "$@"; do
         log=$out/$test.$round.log
