@@ -29,8 +29,8 @@ struct churn {
     int fd;
     unsigned own;
     void *shm;
-    struct churn_seen seen[CHURN_MAX_PEERS];
-    unsigned long long published, messages, boots, doorbells, torn, wakeups;
+    struct churn_reader reader;
+    unsigned long long published, doorbells, wakeups;
 };
 
 static uint64_t now_ns(void)
@@ -72,42 +72,28 @@ static int ring_others(struct churn *c, uint64_t present)
 /* Returns 0, or -1 after a mismatch has been reported. */
 static int scan(struct churn *c, uint64_t present)
 {
-    for (unsigned id = 0; id < CHURN_MAX_PEERS; id++) {
-        if (id == c->own || !(present & (1ull << id)))
-            continue;
-        struct churn_bad bad;
-        switch (churn_read(churn_region(c->shm, id), id, &c->seen[id], &bad)) {
-        case CHURN_READ_NOTHING_NEW:
-            break;
-        case CHURN_READ_TORN:
-            c->torn++;
-            break;
-        case CHURN_READ_NEW_BOOT:
-            c->boots++;
-            /* fall through */
-        case CHURN_READ_NEW:
-            c->messages++;
-            break;
-        case CHURN_READ_MISMATCH:
-            fprintf(stderr,
-                    "shm-churn: FAIL peer %u read a wrong message in peer %u's region: "
-                    "incarnation %016llx seq %llu owner %llu, word %llu is %016llx, expected "
-                    "%016llx (after %llu good messages)\n",
-                    c->own, id, (unsigned long long)bad.nonce, (unsigned long long)bad.seq,
-                    (unsigned long long)bad.owner, (unsigned long long)bad.word,
-                    (unsigned long long)bad.found, (unsigned long long)bad.expected, c->messages);
-            return -1;
-        }
-    }
-    return 0;
+    struct churn_bad bad;
+    unsigned id;
+    if (churn_scan(c->shm, c->own, present, &c->reader, &id, &bad) == 0)
+        return 0;
+    fprintf(stderr,
+            "shm-churn: FAIL peer %u read a wrong message in peer %u's region: incarnation "
+            "%016llx seq %llu owner %llu, word %llu is %016llx, expected %016llx (after %llu "
+            "good messages)\n",
+            c->own, id, (unsigned long long)bad.nonce, (unsigned long long)bad.seq,
+            (unsigned long long)bad.owner, (unsigned long long)bad.word,
+            (unsigned long long)bad.found, (unsigned long long)bad.expected,
+            (unsigned long long)c->reader.messages);
+    return -1;
 }
 
 static void print_counts(const struct churn *c)
 {
     printf("verified %llu bytes in %llu messages from %llu incarnations, rang %llu doorbells, "
            "0 mismatches (published %llu, %llu torn reads retried, %llu interrupt wake-ups)\n",
-           c->messages * CHURN_PAYLOAD_BYTES, c->messages, c->boots, c->doorbells, c->published,
-           c->torn, c->wakeups);
+           (unsigned long long)(c->reader.messages * CHURN_PAYLOAD_BYTES),
+           (unsigned long long)c->reader.messages, (unsigned long long)c->reader.boots,
+           c->doorbells, c->published, (unsigned long long)c->reader.torn, c->wakeups);
 }
 
 /* Sleeps in poll() until a vector fires or timeout_ms pass, and clears what fired. */

@@ -153,3 +153,37 @@ static inline enum churn_read churn_read(const struct churn_region *r, unsigned 
     seen->seq = seq;
     return new_boot ? CHURN_READ_NEW_BOOT : CHURN_READ_NEW;
 }
+
+/* What a reader verified so far, over every peer ID. */
+struct churn_reader {
+    struct churn_seen seen[CHURN_MAX_PEERS];
+    uint64_t messages, boots, torn;
+};
+
+/* Reads the region of every peer in present but own_id once. Returns -1 at the first
+ * mismatch (its peer ID in *bad_id, what was wrong in *bad), else 0. */
+static inline int churn_scan(void *shm, unsigned own_id, uint64_t present, struct churn_reader *r,
+                             unsigned *bad_id, struct churn_bad *bad)
+{
+    for (unsigned id = 0; id < CHURN_MAX_PEERS; id++) {
+        if (id == own_id || !(present & (1ull << id)))
+            continue;
+        switch (churn_read(churn_region(shm, id), id, &r->seen[id], bad)) {
+        case CHURN_READ_NOTHING_NEW:
+            break;
+        case CHURN_READ_TORN:
+            r->torn++;
+            break;
+        case CHURN_READ_NEW_BOOT:
+            r->boots++;
+            /* fall through */
+        case CHURN_READ_NEW:
+            r->messages++;
+            break;
+        case CHURN_READ_MISMATCH:
+            *bad_id = id;
+            return -1;
+        }
+    }
+    return 0;
+}

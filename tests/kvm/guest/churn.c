@@ -16,8 +16,8 @@
 
 struct churn {
     struct ivshmem dev;
-    struct churn_seen seen[CHURN_MAX_PEERS];
-    uint64_t published, messages, boots, doorbells, torn;
+    struct churn_reader reader;
+    uint64_t published, doorbells;
 };
 
 static uint64_t present_peers(const struct ivshmem *dev)
@@ -41,39 +41,22 @@ static uint64_t ring_others(const struct ivshmem *dev, uint64_t present)
 
 static void scan(struct churn *c, uint64_t present)
 {
-    void *shm = (void *)c->dev.shm;
-    for (unsigned id = 0; id < CHURN_MAX_PEERS; id++) {
-        if (id == c->dev.own_id || !(present & (1ull << id)))
-            continue;
-        struct churn_bad bad;
-        switch (churn_read(churn_region(shm, id), id, &c->seen[id], &bad)) {
-        case CHURN_READ_NOTHING_NEW:
-            break;
-        case CHURN_READ_TORN:
-            c->torn++;
-            break;
-        case CHURN_READ_NEW_BOOT:
-            c->boots++;
-            /* fall through */
-        case CHURN_READ_NEW:
-            c->messages++;
-            break;
-        case CHURN_READ_MISMATCH:
-            tiny_fail("churn: peer %u read a wrong message in peer %u's region: incarnation "
-                      "%lx seq %lu owner %lu, word %lu is %lx, expected %lx (after %lu good "
-                      "messages)",
-                      c->dev.own_id, id, bad.nonce, bad.seq, bad.owner, bad.word, bad.found,
-                      bad.expected, c->messages);
-        }
-    }
+    struct churn_bad bad;
+    unsigned id;
+    if (churn_scan((void *)c->dev.shm, c->dev.own_id, present, &c->reader, &id, &bad))
+        tiny_fail("churn: peer %u read a wrong message in peer %u's region: incarnation %lx "
+                  "seq %lu owner %lu, word %lu is %lx, expected %lx (after %lu good messages)",
+                  c->dev.own_id, id, bad.nonce, bad.seq, bad.owner, bad.word, bad.found,
+                  bad.expected, c->reader.messages);
 }
 
 static void report(const struct churn *c, const char *kind)
 {
     tiny_printf("RESULT churn-%s peer=%u published=%lu messages=%lu verified_bytes=%lu "
                 "incarnations=%lu doorbells=%lu interrupts=%lu torn=%lu mismatches=0\n",
-                kind, c->dev.own_id, c->published, c->messages, c->messages * CHURN_PAYLOAD_BYTES,
-                c->boots, c->doorbells, tiny_irq_count, c->torn);
+                kind, c->dev.own_id, c->published, c->reader.messages,
+                c->reader.messages * CHURN_PAYLOAD_BYTES, c->reader.boots, c->doorbells,
+                tiny_irq_count, c->reader.torn);
 }
 
 static int stop_group(const struct ivshmem *dev)
