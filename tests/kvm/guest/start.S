@@ -83,13 +83,12 @@ exception_common:
     call exception_report
     ud2
 
-/* The MSI-X vector: count, acknowledge (x2APIC EOI MSR), return to the interrupted code. */
-    .globl irq_stub
-irq_stub:
+/* End of interrupt through the x2APIC EOI MSR (0x80b), keeping the interrupted code's
+ * registers. */
+.macro x2apic_eoi
     push %rax
     push %rcx
     push %rdx
-    incq tiny_irq_count(%rip)
     mov $0x80b, %ecx
     xor %eax, %eax
     xor %edx, %edx
@@ -97,6 +96,13 @@ irq_stub:
     pop %rdx
     pop %rcx
     pop %rax
+.endm
+
+/* The MSI-X vector: count, acknowledge (x2APIC EOI MSR), return to the interrupted code. */
+    .globl irq_stub
+irq_stub:
+    incq tiny_irq_count(%rip)
+    x2apic_eoi
     iretq
 
     .globl spurious_stub
@@ -106,16 +112,7 @@ spurious_stub:
 /* The one-shot APIC timer that bounds tiny_idle(): acknowledge and return. */
     .globl timer_stub
 timer_stub:
-    push %rax
-    push %rcx
-    push %rdx
-    mov $0x80b, %ecx
-    xor %eax, %eax
-    xor %edx, %edx
-    wrmsr
-    pop %rdx
-    pop %rcx
-    pop %rax
+    x2apic_eoi
     iretq
 
 /* tiny_idle()'s gate (int $0x80 from user mode, EDI = timer count): user mode cannot hlt,
