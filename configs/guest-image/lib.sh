@@ -25,6 +25,13 @@ minivmm_abspath() {
     (cd -- "$1" && pwd -P)
 }
 
+# minivmm_qemu_version: the version of qemu-system-x86_64 (e.g. 7.2.22), empty without it.
+# The emulated KVM host's emulator and the QEMU peers and baselines are this one binary.
+minivmm_qemu_version() {
+    qemu-system-x86_64 --version 2>/dev/null |
+        sed -n '1s/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p'
+}
+
 # minivmm_require_packages PKG...: install the Debian packages that are missing.
 # CI starts from a bare Debian 12, so nothing beyond the base system may be assumed;
 # `apt-get update` only runs when something is actually missing, to keep reruns fast

@@ -71,7 +71,7 @@ hang_timeout_s=${MINIVMM_KVM_HOST_HANG_TIMEOUT:-120}
 # busybox-static is the initramfs. QEMU: scripts/install-deps.sh installs Debian 12's 7.2,
 # the emulator this host was counted reliable on (tests/kvm-host/README.md).
 minivmm_require_packages busybox-static cpio xz-utils
-qemu_version=$(qemu-system-x86_64 --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p')
+qemu_version=$(minivmm_qemu_version)
 [[ -n $qemu_version ]] || minivmm_die "kvm-host.sh: qemu-system-x86_64 not found: run scripts/install-deps.sh"
 [[ $qemu_version == 7.2.* ]] ||
     printf 'minivmm: kvm-host: warning: QEMU %s; the emulated host was counted reliable on QEMU 7.2 only (tests/kvm-host/README.md)\n' \

@@ -13,6 +13,8 @@
 set -euo pipefail
 
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=configs/guest-image/lib.sh
+source "$here/../../configs/guest-image/lib.sh"
 
 usage() {
     sed -n '2p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2
@@ -48,8 +50,7 @@ emulated) path=emulated why="forced by MINIVMM_KVM_PATH; kvm-mode here: $mode" ;
 esac
 
 if [[ $path == emulated ]]; then
-    echo "minivmm: KVM path: emulated host, QEMU $(qemu-system-x86_64 --version 2>/dev/null |
-        sed -n '1s/^QEMU emulator version \([0-9.]*\).*/\1/p') TCG ($why)" >&2
+    echo "minivmm: KVM path: emulated host, QEMU $(minivmm_qemu_version) TCG ($why)" >&2
     exec "$here/kvm-host.sh" --quiet --timeout "$timeout_s" -- "$@"
 fi
 

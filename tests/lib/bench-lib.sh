@@ -13,9 +13,11 @@ bench_env_label() {
     if [ "${MINIVMM_IN_KVM_HOST:-0}" = 1 ]; then echo emulated-host; else echo build-machine; fi
 }
 
-# The QEMU that the benchmarks compare with, as "QEMU 10.0.2": every result names it.
+# The QEMU that the benchmarks compare with, as "QEMU 7.2.22": every result names it.
+# shellcheck source=configs/guest-image/lib.sh
+. "$MINIVMM_SOURCE_DIR/configs/guest-image/lib.sh"
 bench_qemu_version() {
-    qemu-system-x86_64 --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([0-9][0-9.]*\).*/QEMU \1/p'
+    echo "QEMU $(minivmm_qemu_version)"
 }
 
 csv_start() { # file: (re)starts it with the header
