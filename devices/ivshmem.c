@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "vmm/log.h"
@@ -67,31 +68,49 @@ static uint32_t doorbell_value(uint16_t id, unsigned vector)
     return (uint32_t)id << 16 | vector;
 }
 
+/* Binds the doorbells of p's vectors that are not bound yet in one address space: BAR0 + 12
+ * (memory) or the BAR5 port. */
+static void peer_bind_space(struct ivshmem *dev, struct ivshmem_peer *p, bool pio)
+{
+    uint64_t addr = pio ? dev->port_base : dev->bar0_base + IVSHMEM_REG_DOORBELL;
+    uint64_t *bound = pio ? &p->bound_pio : &p->bound;
+    for (unsigned v = 0; v < p->nfds; v++) {
+        if (*bound & (1ull << v))
+            continue;
+        int err =
+            dev->ops->bind_doorbell(dev->ctx, pio, addr, doorbell_value(p->id, v), p->fds[v], true);
+        if (err)
+            log_warn("ivshmem: binding the doorbell of peer %u vector %u at %s %#llx: %s", p->id, v,
+                     pio ? "port" : "address", (unsigned long long)addr, strerror(-err));
+        else
+            *bound |= 1ull << v;
+    }
+}
+
+static void peer_unbind_space(struct ivshmem *dev, struct ivshmem_peer *p, bool pio)
+{
+    uint64_t addr = pio ? dev->port_base : dev->bar0_base + IVSHMEM_REG_DOORBELL;
+    uint64_t *bound = pio ? &p->bound_pio : &p->bound;
+    for (unsigned v = 0; v < p->nfds; v++) {
+        if (*bound & (1ull << v))
+            dev->ops->bind_doorbell(dev->ctx, pio, addr, doorbell_value(p->id, v), p->fds[v],
+                                    false);
+    }
+    *bound = 0;
+}
+
 static void peer_bind(struct ivshmem *dev, struct ivshmem_peer *p)
 {
-    if (!dev->bar0_mapped)
-        return;
-    uint64_t gpa = dev->bar0_base + IVSHMEM_REG_DOORBELL;
-    for (unsigned v = 0; v < p->nfds; v++) {
-        if (p->bound & (1ull << v))
-            continue;
-        int err = dev->ops->bind_doorbell(dev->ctx, gpa, doorbell_value(p->id, v), p->fds[v], true);
-        if (err)
-            log_warn("ivshmem: binding the doorbell of peer %u vector %u at %#llx: %s", p->id, v,
-                     (unsigned long long)gpa, strerror(-err));
-        else
-            p->bound |= 1ull << v;
-    }
+    if (dev->bar0_mapped)
+        peer_bind_space(dev, p, false);
+    if (dev->port_mapped)
+        peer_bind_space(dev, p, true);
 }
 
 static void peer_unbind(struct ivshmem *dev, struct ivshmem_peer *p)
 {
-    uint64_t gpa = dev->bar0_base + IVSHMEM_REG_DOORBELL;
-    for (unsigned v = 0; v < p->nfds; v++) {
-        if (p->bound & (1ull << v))
-            dev->ops->bind_doorbell(dev->ctx, gpa, doorbell_value(p->id, v), p->fds[v], false);
-    }
-    p->bound = 0;
+    peer_unbind_space(dev, p, false);
+    peer_unbind_space(dev, p, true);
 }
 
 static void peer_release(struct ivshmem *dev, struct ivshmem_peer *p)
@@ -109,6 +128,7 @@ static void peer_install(struct ivshmem *dev, struct ivshmem_peer *p, uint16_t i
     p->id = id;
     p->nfds = (uint16_t)n;
     p->bound = 0;
+    p->bound_pio = 0;
     for (unsigned v = 0; v < n; v++)
         p->fds[v] = fds[v];
     peer_bind(dev, p);
@@ -134,6 +154,15 @@ static void unroute_all(struct ivshmem *dev)
 {
     for (uint16_t v = 0; v < dev->vectors; v++)
         unroute(dev, v);
+}
+
+/* Shows the peer set in the status page. The guest reads it with no lock, so PEERS is one
+ * atomic 64-bit store and the generation moves after it. */
+static void publish_peers(struct ivshmem *dev)
+{
+    _Atomic uint64_t *page = (_Atomic uint64_t *)dev->status;
+    atomic_store_explicit(&page[IVSHMEM_STATUS_PEERS / 8], peers_bitmap(dev), memory_order_release);
+    atomic_fetch_add_explicit(&page[IVSHMEM_STATUS_PEERS_GENERATION / 8], 1, memory_order_release);
 }
 
 /* Vector to raise for a change of the peer set, or IVSHMEM_VECTOR_OFF. */
@@ -232,6 +261,10 @@ static uint32_t reg_read(struct ivshmem *dev, uint32_t reg)
         return dev->peers_changed_vector;
     case IVSHMEM_REG_MAX_PEERS:
         return IVSHMEM_MAX_PEERS;
+    case IVSHMEM_REG_FEATURES:
+        /* Without the page mapped (no read-only slots), BAR4 would read as zeroes. */
+        return (dev->status_mapped ? IVSHMEM_FEATURE_STATUS_PAGE : 0) |
+               IVSHMEM_FEATURE_DOORBELL_PORT;
     default: /* DOORBELL is write-only; the rest is reserved */
         return 0;
     }
@@ -298,41 +331,87 @@ static void ivshmem_bar0_io(void *owner, uint64_t offset, void *data, uint32_t s
     pthread_mutex_unlock(&dev->lock);
 }
 
+/* ---- BAR5: the doorbell port ---- */
+
+static void ivshmem_port_io(void *owner, uint64_t offset, void *data, uint32_t size, bool is_write)
+{
+    struct ivshmem *dev = owner;
+    uint8_t *bytes = data;
+
+    if (!is_write) {
+        memset(bytes, 0, size);
+        return;
+    }
+    if (size != 4 || offset != 0) {
+        atomic_fetch_add(&dev->bad_accesses, 1);
+        return;
+    }
+    uint32_t value = (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 |
+                     (uint32_t)bytes[3] << 24;
+    pthread_mutex_lock(&dev->lock);
+    doorbell(dev, value);
+    pthread_mutex_unlock(&dev->lock);
+}
+
 /* ---- PCI callbacks (pci_device lock held) ---- */
+
+/* Maps or unmaps a BAR that the VMM backs with memory (BAR2, BAR4). */
+static void map_bar_memory(struct ivshmem *dev, unsigned bar, void *host, uint64_t size,
+                           bool *mapped, uint64_t *where, uint64_t base, bool map)
+{
+    if (map) {
+        int err = dev->ops->map_memory(dev->ctx, bar, base, host, size, true);
+        if (err)
+            log_warn("ivshmem: mapping BAR%u at %#llx (size %#llx): %s", bar,
+                     (unsigned long long)base, (unsigned long long)size, strerror(-err));
+        *mapped = err == 0;
+        *where = base;
+    } else if (*mapped) {
+        dev->ops->map_memory(dev->ctx, bar, *where, host, size, false);
+        *mapped = false;
+    }
+}
+
+static void bind_all(struct ivshmem *dev, bool pio, bool bind)
+{
+    for (unsigned i = 0; i < IVSHMEM_MAX_PEERS; i++) {
+        if (!dev->peers[i].present)
+            continue;
+        if (bind)
+            peer_bind_space(dev, &dev->peers[i], pio);
+        else
+            peer_unbind_space(dev, &dev->peers[i], pio);
+    }
+}
 
 static void ivshmem_on_map(void *owner, unsigned bar, uint64_t base, bool mapped)
 {
     struct ivshmem *dev = owner;
 
     pthread_mutex_lock(&dev->lock);
-    if (bar == IVSHMEM_BAR_REGS) {
-        if (mapped) {
+    switch (bar) {
+    case IVSHMEM_BAR_REGS:
+        if (mapped)
             dev->bar0_base = base;
-            dev->bar0_mapped = true;
-            for (unsigned i = 0; i < IVSHMEM_MAX_PEERS; i++) {
-                if (dev->peers[i].present)
-                    peer_bind(dev, &dev->peers[i]);
-            }
-        } else {
-            for (unsigned i = 0; i < IVSHMEM_MAX_PEERS; i++) {
-                if (dev->peers[i].present)
-                    peer_unbind(dev, &dev->peers[i]);
-            }
-            dev->bar0_mapped = false;
-        }
-    } else if (bar == IVSHMEM_BAR_SHM) {
-        if (mapped) {
-            int err = dev->ops->map_memory(dev->ctx, base, dev->shm, dev->shm_size, true);
-            if (err)
-                log_warn("ivshmem: mapping the shared memory at %#llx (size %#llx): %s",
-                         (unsigned long long)base, (unsigned long long)dev->shm_size,
-                         strerror(-err));
-            dev->shm_mapped = err == 0;
-            dev->shm_base = base;
-        } else if (dev->shm_mapped) {
-            dev->ops->map_memory(dev->ctx, dev->shm_base, dev->shm, dev->shm_size, false);
-            dev->shm_mapped = false;
-        }
+        dev->bar0_mapped = mapped;
+        bind_all(dev, false, mapped);
+        break;
+    case IVSHMEM_BAR_PORT:
+        if (mapped)
+            dev->port_base = base;
+        dev->port_mapped = mapped;
+        bind_all(dev, true, mapped);
+        break;
+    case IVSHMEM_BAR_SHM:
+        map_bar_memory(dev, bar, dev->shm, dev->shm_size, &dev->shm_mapped, &dev->shm_base, base,
+                       mapped);
+        break;
+    case IVSHMEM_BAR_STATUS:
+        map_bar_memory(dev, bar, dev->status, IVSHMEM_STATUS_SIZE, &dev->status_mapped,
+                       &dev->status_base, base, mapped);
+        break;
+    default:
+        break;
     }
     pthread_mutex_unlock(&dev->lock);
 }
@@ -380,6 +459,8 @@ int ivshmem_set_own(struct ivshmem *dev, uint32_t id, const int *fds, unsigned n
     peer_install(dev, free_peer_slot(dev), (uint16_t)id, fds, n);
     dev->has_own = true;
     dev->own_id = (uint16_t)id;
+    if (changed)
+        publish_peers(dev);
     uint32_t vector = changed ? peers_changed_vector(dev) : IVSHMEM_VECTOR_OFF;
     pthread_mutex_unlock(&dev->lock);
 
@@ -409,6 +490,8 @@ int ivshmem_peer_add(struct ivshmem *dev, uint32_t id, const int *fds, unsigned 
         goto err_unlock;
     }
     peer_install(dev, p, (uint16_t)id, fds, n);
+    if (changed)
+        publish_peers(dev);
     uint32_t vector = changed ? peers_changed_vector(dev) : IVSHMEM_VECTOR_OFF;
     pthread_mutex_unlock(&dev->lock);
     notify_peers_changed(dev, vector);
@@ -433,6 +516,7 @@ int ivshmem_peer_remove(struct ivshmem *dev, uint32_t id)
         return -ENOENT;
     }
     peer_release(dev, p);
+    publish_peers(dev);
     uint32_t vector = peers_changed_vector(dev);
     pthread_mutex_unlock(&dev->lock);
     notify_peers_changed(dev, vector);
@@ -480,8 +564,16 @@ int ivshmem_init(struct ivshmem *dev, struct pci_bus *bus, void *shm, uint64_t s
     for (unsigned v = 0; v < IVSHMEM_MAX_VECTORS; v++)
         dev->routed_fd[v] = -1;
 
-    if ((err = pthread_mutex_init(&dev->lock, NULL)))
+    /* A page of its own: KVM maps whole pages, and the guest must see nothing else. */
+    dev->status =
+        mmap(NULL, IVSHMEM_STATUS_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (dev->status == MAP_FAILED) {
+        err = errno;
+        log_error("ivshmem: mmap of the status page: %s", strerror(err));
         return -err;
+    }
+    if ((err = -pthread_mutex_init(&dev->lock, NULL)))
+        goto err_status;
     if ((err = pci_device_init(&dev->pci, &info, "ivshmem", dev, ivshmem_on_map,
                                ivshmem_config_written)))
         goto err_lock;
@@ -492,7 +584,11 @@ int ivshmem_init(struct ivshmem *dev, struct pci_bus *bus, void *shm, uint64_t s
         (err = msix_init(&dev->msix, &dev->pci, IVSHMEM_BAR_MSIX, vectors, &ivshmem_msix_ops, dev)))
         goto err_pci;
     if ((err = pci_device_add_bar(&dev->pci, IVSHMEM_BAR_SHM, PCI_BAR_MEM64, shm_size, true, NULL,
-                                  NULL)))
+                                  NULL)) ||
+        (err = pci_device_add_bar(&dev->pci, IVSHMEM_BAR_STATUS, PCI_BAR_MEM32, IVSHMEM_STATUS_SIZE,
+                                  false, NULL, NULL)) ||
+        (err = pci_device_add_bar(&dev->pci, IVSHMEM_BAR_PORT, PCI_BAR_IO, IVSHMEM_PORT_SIZE, false,
+                                  ivshmem_port_io, dev)))
         goto err_msix;
     if ((err = pci_bus_add_device(bus, &dev->pci))) {
         log_error("ivshmem: pci_bus_add_device (shared memory %#llx bytes): %s",
@@ -508,6 +604,8 @@ err_pci:
     pci_device_destroy(&dev->pci);
 err_lock:
     pthread_mutex_destroy(&dev->lock);
+err_status:
+    munmap(dev->status, IVSHMEM_STATUS_SIZE);
     return err;
 }
 
@@ -532,4 +630,5 @@ void ivshmem_destroy(struct ivshmem *dev)
                   (unsigned long long)dev->bad_accesses);
     pci_device_destroy(&dev->pci);
     pthread_mutex_destroy(&dev->lock);
+    munmap(dev->status, IVSHMEM_STATUS_SIZE);
 }

@@ -14,11 +14,15 @@
 /* The ivshmem ops run with the device's locks held and must not block: each is one
  * ioctl. Errors are returned to the device, which logs and leaves the mapping absent. */
 
-static int shm_map_memory(void *ctx, uint64_t gpa, void *host, uint64_t size, bool map)
+static int shm_map_memory(void *ctx, unsigned bar, uint64_t gpa, void *host, uint64_t size,
+                          bool map)
 {
     struct shm_device *shm = ctx;
+    bool status_page = bar == IVSHMEM_BAR_STATUS;
     struct kvm_userspace_memory_region region = {
-        .slot = shm->memory_slot,
+        .slot = shm->memory_slot + status_page,
+        /* The guest reads the status page without exiting; its writes must not land. */
+        .flags = status_page ? KVM_MEM_READONLY : 0,
         .guest_phys_addr = gpa,
         .memory_size = map ? size : 0,
         .userspace_addr = (uintptr_t)host,
@@ -27,28 +31,31 @@ static int shm_map_memory(void *ctx, uint64_t gpa, void *host, uint64_t size, bo
         int err = errno;
         /* The guest chose the address (it may lie beyond what the CPU can address): the
          * device reports the failure as a warning, so this detail is for --verbose. */
-        log_debug("KVM_SET_USER_MEMORY_REGION slot %u (%s %llu KiB at 0x%llx): %s",
-                  shm->memory_slot, map ? "map" : "unmap", (unsigned long long)(size >> 10),
+        log_debug("KVM_SET_USER_MEMORY_REGION slot %u (%s BAR%u, %llu KiB at 0x%llx): %s",
+                  region.slot, map ? "map" : "unmap", bar, (unsigned long long)(size >> 10),
                   (unsigned long long)gpa, strerror(err));
         return -err;
     }
     return 0;
 }
 
-static int shm_bind_doorbell(void *ctx, uint64_t gpa, uint32_t datamatch, int eventfd, bool bind)
+static int shm_bind_doorbell(void *ctx, bool pio, uint64_t addr, uint32_t datamatch, int eventfd,
+                             bool bind)
 {
     struct shm_device *shm = ctx;
     struct kvm_ioeventfd ioeventfd = {
         .datamatch = datamatch,
-        .addr = gpa,
+        .addr = addr,
         .len = 4,
         .fd = eventfd,
-        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (bind ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+                 (bind ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
     };
     if (ioctl(shm->vm->vm_fd, KVM_IOEVENTFD, &ioeventfd) < 0) {
         int err = errno;
-        log_error("KVM_IOEVENTFD %s 0x%llx datamatch 0x%x fd %d: %s", bind ? "assign" : "deassign",
-                  (unsigned long long)gpa, datamatch, eventfd, strerror(err));
+        log_error("KVM_IOEVENTFD %s %s 0x%llx datamatch 0x%x fd %d: %s",
+                  bind ? "assign" : "deassign", pio ? "port" : "address", (unsigned long long)addr,
+                  datamatch, eventfd, strerror(err));
         return -err;
     }
     return 0;

@@ -24,7 +24,8 @@ struct shm_device {
     bool irqfd_attached[IVSHMEM_MAX_VECTORS];
 };
 
-/* Joins the group (spawning its broker if needed: call before any thread exists), plugs
+/* memory_slot and memory_slot + 1 are the KVM memory slots of BAR2 and the status page.
+ * Joins the group (spawning its broker if needed: call before any thread exists), plugs
  * the device into the VM's PCI bus and starts following the group's peers. Returns 0 or
  * a minivmm exit code after printing why. */
 int shm_device_create(struct shm_device *shm, struct vm *vm, const struct shm_spec *spec,

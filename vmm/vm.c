@@ -245,8 +245,9 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_o
 int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count)
 {
     for (unsigned int i = 0; i < count; i++) {
-        /* Slots 0 and 1 hold guest RAM below and above the PCI hole. */
-        int ret = shm_device_create(&vm->shm[i], vm, &specs[i], 2 + i);
+        /* Slots 0 and 1 hold guest RAM below and above the PCI hole; each device takes two
+         * (shared memory, status page). */
+        int ret = shm_device_create(&vm->shm[i], vm, &specs[i], 2 + 2 * i);
         vm->shm_count = i + 1;
         if (ret)
             return ret;

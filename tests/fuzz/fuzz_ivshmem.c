@@ -102,6 +102,19 @@ static void check(struct ivshmem *dev, struct fake_vmm *vmm, const struct model 
     FUZZ_REQUIRE(!vmm->broken[0], "ops contract: %s", vmm->broken);
     FUZZ_REQUIRE(!vmm->mem_mapped || vmm->mem_size == SHM_SIZE, "memory mapped with size %#llx",
                  (unsigned long long)vmm->mem_size);
+    if (vmm->status_mapped) {
+        const volatile uint64_t *page = vmm->status_host;
+        FUZZ_REQUIRE(page[IVSHMEM_STATUS_PEERS / 8] == expected_map, "status page PEERS %#llx",
+                     (unsigned long long)page[IVSHMEM_STATUS_PEERS / 8]);
+    }
+    uint64_t port;
+    bool port_mapped = pci_device_bar_mapped(&dev->pci, IVSHMEM_BAR_PORT, &port);
+    FUZZ_REQUIRE(vmm->npio_binds == (port_mapped ? expected_binds : 0),
+                 "%zu port doorbells bound, expected %zu", vmm->npio_binds,
+                 port_mapped ? expected_binds : 0);
+    for (size_t b = 0; b < vmm->npio_binds; b++)
+        FUZZ_REQUIRE(vmm->pio_binds[b].gpa == port, "port doorbell bound at %#llx",
+                     (unsigned long long)vmm->pio_binds[b].gpa);
     uint64_t bar0;
     if (!pci_device_bar_mapped(&dev->pci, IVSHMEM_BAR_REGS, &bar0)) {
         FUZZ_REQUIRE(vmm->nbinds == 0, "%zu doorbells bound while BAR0 is unmapped", vmm->nbinds);
@@ -239,7 +252,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ivshmem_destroy(&dev);
     FUZZ_REQUIRE(!vmm.broken[0], "ops contract: %s", vmm.broken);
-    FUZZ_REQUIRE(vmm.nbinds == 0 && !vmm.mem_mapped, "left bound or mapped after destroy");
+    FUZZ_REQUIRE(vmm.nbinds == 0 && vmm.npio_binds == 0 && !vmm.mem_mapped && !vmm.status_mapped,
+                 "left bound or mapped after destroy");
     for (unsigned v = 0; v < IVSHMEM_MAX_VECTORS; v++)
         FUZZ_REQUIRE(!vmm.routes[v].on, "vector %u still routed after destroy", v);
     fake_vmm_destroy(&vmm);

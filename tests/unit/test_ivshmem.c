@@ -59,7 +59,9 @@ static void fixture_free(struct fixture *f)
     ivshmem_destroy(&f->dev);
     assert_string_equal(f->vmm.broken, "");
     assert_int_equal(f->vmm.nbinds, 0);
+    assert_int_equal(f->vmm.npio_binds, 0);
     assert_false(f->vmm.mem_mapped);
+    assert_false(f->vmm.status_mapped);
     for (unsigned v = 0; v < IVSHMEM_MAX_VECTORS; v++)
         assert_false(f->vmm.routes[v].on);
     pci_bus_destroy(&f->pci);
@@ -136,6 +138,8 @@ static int set_own(struct fixture *f, uint32_t id, unsigned n, int *dups)
 static uint64_t bar_addr(struct fixture *f, unsigned bar)
 {
     uint32_t lo = pci_guest_read(&f->pio, SLOT, 0x10 + 4 * bar, 4);
+    if (lo & PCI_BAR_IO_SPACE)
+        return lo & ~3u;
     uint64_t addr = lo & ~0xFu;
     if ((lo & 6) == 4)
         addr |= (uint64_t)pci_guest_read(&f->pio, SLOT, 0x14 + 4 * bar, 4) << 32;
@@ -161,7 +165,7 @@ static void ring(struct fixture *f, uint32_t peer, uint32_t vector)
 
 static bool bound(struct fixture *f, uint64_t gpa, uint32_t datamatch, int *fd)
 {
-    ssize_t i = find_binding(&f->vmm, gpa, datamatch);
+    ssize_t i = find_binding(f->vmm.binds, f->vmm.nbinds, gpa, datamatch);
     if (i >= 0 && fd)
         *fd = f->vmm.binds[i].fd;
     return i >= 0;
@@ -249,15 +253,19 @@ static void test_bar_layout(void **state)
     assert_int_equal(f->vmm.map_calls, 1);
     assert_int_equal(f->vmm.unmap_calls, 0);
 
-    assert_int_equal(pci_guest_read(&f->pio, SLOT, 0x04, 2) & 3, PCI_COMMAND_MEMORY);
+    assert_int_equal(pci_guest_read(&f->pio, SLOT, 0x04, 2) & 3,
+                     PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
     assert_int_equal(pci_guest_size_bar(&f->pio, SLOT, 0), 0xFFFFFF00);
     assert_int_equal(pci_guest_size_bar(&f->pio, SLOT, 1), 0xFFFFF000);
     assert_int_equal(pci_guest_size_bar(&f->pio, SLOT, 2), (uint32_t) ~(SHM_SIZE - 1) | 0xC);
     assert_int_equal(pci_guest_size_bar(&f->pio, SLOT, 3), 0xFFFFFFFF);
-    assert_int_equal(pci_guest_size_bar(&f->pio, SLOT, 4), 0);
-    assert_int_equal(pci_guest_size_bar(&f->pio, SLOT, 5), 0);
+    assert_int_equal(pci_guest_size_bar(&f->pio, SLOT, 4), 0xFFFFF000);
+    assert_int_equal(pci_guest_size_bar(&f->pio, SLOT, 5), 0xFFFD); /* 16-bit decode */
 
     uint64_t b0 = bar_addr(f, 0), b1 = bar_addr(f, 1), b2 = bar_addr(f, 2);
+    uint64_t b4 = bar_addr(f, 4), b5 = bar_addr(f, 5);
+    assert_true(b4 >= 0xC0000000 && b4 < 0xFEC00000 && b4 % 4096 == 0);
+    assert_true(b5 >= 0xC000 && b5 < 0x10000 && b5 % 4 == 0);
     assert_true(b0 >= 0xC0000000 && b0 < 0xFEC00000 && b0 % 256 == 0);
     assert_true(b1 >= 0xC0000000 && b1 < 0xFEC00000 && b1 % 4096 == 0);
     assert_true(b2 >= 1ull << 38 && b2 % SHM_SIZE == 0);
@@ -314,7 +322,9 @@ static void test_registers(void **state)
     assert_int_equal(reg_read(f, IVSHMEM_REG_PEERS_LO), 0);
     assert_int_equal(reg_read(f, IVSHMEM_REG_PEERS_HI), 0);
     assert_int_equal(reg_read(f, IVSHMEM_REG_DOORBELL), 0);
-    for (unsigned reg = 36; reg < 256; reg += 4)
+    assert_int_equal(reg_read(f, IVSHMEM_REG_FEATURES),
+                     IVSHMEM_FEATURE_STATUS_PAGE | IVSHMEM_FEATURE_DOORBELL_PORT);
+    for (unsigned reg = 40; reg < 256; reg += 4)
         assert_int_equal(reg_read(f, reg), 0);
 
     assert_int_equal(set_own(f, 0x1234, 1, NULL), 0);
@@ -442,6 +452,91 @@ static void test_presence_bitmap(void **state)
     assert_int_equal(set_own(f, 5, 1, NULL), 0);
     assert_int_equal(reg_read(f, IVSHMEM_REG_PEERS_LO), 1u << 0 | 1u << 5);
     assert_int_equal(reg_read(f, IVSHMEM_REG_IVPOSITION), 5);
+}
+
+/* The status page: mapped read-only at BAR4, PEERS as the registers say, the generation moving
+ * with every change. */
+static void test_status_page(void **state)
+{
+    struct fixture *f = *state;
+    const volatile uint64_t *page = f->vmm.status_host;
+
+    assert_true(f->vmm.status_mapped);
+    assert_int_equal(f->vmm.status_gpa, bar_addr(f, 4));
+    assert_int_equal(page[0], 0);
+    uint64_t generation = page[1];
+
+    assert_int_equal(set_own(f, 2, 1, NULL), 0);
+    assert_int_equal(add_peer(f, 40, 1, NULL), 0);
+    assert_int_equal(page[0], 1ull << 2 | 1ull << 40);
+    assert_int_equal(page[1], generation + 2);
+    /* Replacing a present peer's eventfds is no change. */
+    assert_int_equal(add_peer(f, 40, 2, NULL), 0);
+    assert_int_equal(page[1], generation + 2);
+    assert_int_equal(ivshmem_peer_remove(&f->dev, 40), 0);
+    assert_int_equal(page[0], 1ull << 2);
+    assert_int_equal(page[1], generation + 3);
+    for (unsigned i = 2; i < IVSHMEM_STATUS_SIZE / 8; i++)
+        assert_int_equal(page[i], 0);
+}
+
+/* Where the VMM cannot map the page, FEATURES says so instead of showing a page of zeroes. */
+static void test_status_page_unmapped(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->open_fds_before = test_open_fd_count();
+    fake_vmm_init(&f->vmm);
+    f->vmm.fail_status_map = -EINVAL;
+    f->shm = aligned_alloc(4096, SHM_SIZE);
+    assert_non_null(f->shm);
+    assert_int_equal(bus_init(&f->pio, "pio"), 0);
+    assert_int_equal(bus_init(&f->mmio, "mmio"), 0);
+    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, NULL), 0);
+    assert_int_equal(ivshmem_init(&f->dev, &f->pci, f->shm, SHM_SIZE, 1, &fake_ops, &f->vmm), 0);
+    assert_false(f->vmm.status_mapped);
+    assert_int_equal(reg_read(f, IVSHMEM_REG_FEATURES), IVSHMEM_FEATURE_DOORBELL_PORT);
+    fixture_free(f);
+}
+
+/* The doorbell port: an ioeventfd per present peer and vector at BAR5, the same slow path as
+ * BAR0 + 12 for what reaches the VMM, nothing for other widths. */
+static void test_doorbell_port(void **state)
+{
+    struct fixture *f = *state;
+    int own[1], peer[2];
+
+    assert_int_equal(set_own(f, 1, 1, own), 0);
+    assert_int_equal(add_peer(f, 6, 2, peer), 0);
+    uint64_t port = bar_addr(f, 5);
+    assert_int_equal(f->vmm.npio_binds, 3);
+    for (size_t b = 0; b < f->vmm.npio_binds; b++)
+        assert_int_equal(f->vmm.pio_binds[b].gpa, port);
+    assert_true(find_binding(f->vmm.pio_binds, f->vmm.npio_binds, port, 6u << 16 | 1) >= 0);
+
+    assert_true(guest_write32(&f->pio, port, 6u << 16 | 1));
+    assert_int_equal(eventfd_take(peer[1]), 1);
+    uint8_t b = 1;
+    bus_access(&f->pio, port, &b, 1, true);
+    uint16_t w = 6;
+    bus_access(&f->pio, port + 2, &w, 2, true);
+    assert_int_equal(atomic_load(&f->dev.bad_accesses), 2);
+    assert_int_equal(eventfd_take(peer[0]), 0);
+    assert_int_equal(guest_read32(&f->pio, port), 0);
+
+    /* Removing the peer unbinds its port doorbells too; turning off I/O decode the rest. */
+    assert_int_equal(ivshmem_peer_remove(&f->dev, 6), 0);
+    assert_int_equal(f->vmm.npio_binds, 1);
+    uint32_t cmd = pci_guest_read(&f->pio, SLOT, 0x04, 2);
+    pci_guest_write(&f->pio, SLOT, 0x04, 2, cmd & ~PCI_COMMAND_IO);
+    assert_int_equal(f->vmm.npio_binds, 0);
+    assert_int_equal(f->vmm.nbinds, 1);
+    pci_guest_write(&f->pio, SLOT, 0x04, 2, cmd);
+    assert_int_equal(f->vmm.npio_binds, 1);
+    assert_string_equal(f->vmm.broken, "");
+    close_all(own, 1);
+    close_all(peer, 2);
 }
 
 static void test_peers_changed_vector(void **state)
@@ -911,6 +1006,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doorbell_slow_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_bitmap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_page, setup, teardown),
+        cmocka_unit_test(test_status_page_unmapped),
+        cmocka_unit_test_setup_teardown(test_doorbell_port, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_changed_vector, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doorbell_bindings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebind_when_bar0_moves, setup, teardown),

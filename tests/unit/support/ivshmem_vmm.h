@@ -39,6 +39,8 @@ struct fake_vmm {
     pthread_mutex_t lock;
     struct binding binds[IVSHMEM_MAX_PEERS * IVSHMEM_MAX_VECTORS]; /* the most there can be */
     size_t nbinds;
+    struct binding pio_binds[IVSHMEM_MAX_PEERS * IVSHMEM_MAX_VECTORS]; /* at the BAR5 port */
+    size_t npio_binds;
     unsigned bind_calls, unbind_calls;
     struct route routes[IVSHMEM_MAX_VECTORS];
     unsigned route_calls, unroute_calls;
@@ -49,7 +51,11 @@ struct fake_vmm {
     void *mem_host;
     uint64_t mem_size;
     unsigned map_calls, unmap_calls;
-    int fail_map;          /* map_memory returns this when nonzero */
+    bool status_mapped; /* the status page (BAR4), which has its own slot */
+    uint64_t status_gpa;
+    const void *status_host;
+    int fail_map;          /* map_memory of BAR2 returns this when nonzero */
+    int fail_status_map;   /* map_memory of BAR4 returns this when nonzero */
     int64_t fail_bind_for; /* bind_doorbell fails for this datamatch (-1: none) */
     char broken[200];
 };
@@ -60,12 +66,38 @@ static inline void breach(struct fake_vmm *vmm, const char *why)
         snprintf(vmm->broken, sizeof(vmm->broken), "%s", why);
 }
 
-static inline int fake_map_memory(void *ctx, uint64_t gpa, void *host, uint64_t size, bool map)
+static inline int fake_map_status(struct fake_vmm *vmm, uint64_t gpa, void *host, uint64_t size,
+                                  bool map)
+{
+    if (map) {
+        if (vmm->status_mapped)
+            breach(vmm, "status page mapped twice");
+        if (size != IVSHMEM_STATUS_SIZE || gpa % size)
+            breach(vmm, "status page with a bad size or gpa");
+        if (vmm->fail_status_map)
+            return vmm->fail_status_map;
+        vmm->status_mapped = true;
+        vmm->status_gpa = gpa;
+        vmm->status_host = host;
+    } else {
+        if (!vmm->status_mapped || vmm->status_gpa != gpa)
+            breach(vmm, "unmapping a status page that is not mapped");
+        vmm->status_mapped = false;
+    }
+    return 0;
+}
+
+static inline int fake_map_memory(void *ctx, unsigned bar, uint64_t gpa, void *host, uint64_t size,
+                                  bool map)
 {
     struct fake_vmm *vmm = ctx;
     int ret = 0;
     pthread_mutex_lock(&vmm->lock);
-    if (map) {
+    if (bar == IVSHMEM_BAR_STATUS) {
+        ret = fake_map_status(vmm, gpa, host, size, map);
+    } else if (bar != IVSHMEM_BAR_SHM) {
+        breach(vmm, "map_memory of a BAR that is not memory");
+    } else if (map) {
         if (vmm->mem_mapped)
             breach(vmm, "map_memory while mapped");
         if (gpa % size)
@@ -89,23 +121,26 @@ static inline int fake_map_memory(void *ctx, uint64_t gpa, void *host, uint64_t 
     return ret;
 }
 
-static inline ssize_t find_binding(struct fake_vmm *vmm, uint64_t gpa, uint32_t datamatch)
+static inline ssize_t find_binding(const struct binding *binds, size_t n, uint64_t addr,
+                                   uint32_t datamatch)
 {
-    for (size_t i = 0; i < vmm->nbinds; i++) {
-        if (vmm->binds[i].gpa == gpa && vmm->binds[i].datamatch == datamatch)
+    for (size_t i = 0; i < n; i++) {
+        if (binds[i].gpa == addr && binds[i].datamatch == datamatch)
             return (ssize_t)i;
     }
     return -1;
 }
 
-static inline int fake_bind_doorbell(void *ctx, uint64_t gpa, uint32_t datamatch, int eventfd,
-                                     bool bind)
+static inline int fake_bind_doorbell(void *ctx, bool pio, uint64_t addr, uint32_t datamatch,
+                                     int eventfd, bool bind)
 {
     struct fake_vmm *vmm = ctx;
+    struct binding *binds = pio ? vmm->pio_binds : vmm->binds;
+    size_t *n = pio ? &vmm->npio_binds : &vmm->nbinds;
     pthread_mutex_lock(&vmm->lock);
     if (!test_fd_is_open(eventfd))
         breach(vmm, "bind_doorbell with a closed fd");
-    ssize_t i = find_binding(vmm, gpa, datamatch);
+    ssize_t i = find_binding(binds, *n, addr, datamatch);
     if (bind && (int64_t)datamatch == vmm->fail_bind_for) {
         pthread_mutex_unlock(&vmm->lock);
         return -ENOSPC;
@@ -114,16 +149,16 @@ static inline int fake_bind_doorbell(void *ctx, uint64_t gpa, uint32_t datamatch
         vmm->bind_calls++;
         if (i >= 0)
             breach(vmm, "doorbell bound twice (KVM says -EEXIST)");
-        else if (vmm->nbinds == sizeof(vmm->binds) / sizeof(vmm->binds[0]))
+        else if (*n == IVSHMEM_MAX_PEERS * IVSHMEM_MAX_VECTORS)
             breach(vmm, "more doorbells bound than peers times vectors");
         else
-            vmm->binds[vmm->nbinds++] = (struct binding){gpa, datamatch, eventfd};
+            binds[(*n)++] = (struct binding){addr, datamatch, eventfd};
     } else {
         vmm->unbind_calls++;
-        if (i < 0 || vmm->binds[i].fd != eventfd)
+        if (i < 0 || binds[i].fd != eventfd)
             breach(vmm, "unbinding a doorbell that is not bound");
         else
-            vmm->binds[i] = vmm->binds[--vmm->nbinds];
+            binds[i] = binds[--*n];
     }
     pthread_mutex_unlock(&vmm->lock);
     return 0;
