@@ -355,8 +355,9 @@ static int run_channel(struct bench *b, struct ivc_ctx *ctx)
         return fail("open the channel (is the peer running ivc-bench?)", err);
     snprintf(dir_out, sizeof(dir_out), "%uto%u", b->self, b->peer);
     snprintf(dir_in, sizeof(dir_in), "%uto%u", b->peer, b->self);
-    printf("ivc-bench: %s channel to peer %u open, messages up to %zu bytes\n", b->channel, b->peer,
-           ivc_max_msg(b->chan));
+    const char *memtype = ivc_ctx_memtype(ctx);
+    printf("ivc-bench: %s channel to peer %u open, messages up to %zu bytes, memory type %s\n",
+           b->channel, b->peer, ivc_max_msg(b->chan), memtype ? memtype : "none");
     if (send_ctl(b, CTL_HELLO, plan_hash(b), 0) || recv_ctl(b, CTL_HELLO, &m))
         goto fail;
     if (m.a != plan_hash(b)) {

@@ -56,13 +56,14 @@ static int print_device(const struct ivshmem_dev *dev)
         printf("ivshmem %s: peer id %" PRIu32 "\n", bdf, info.own_id);
     }
 
-    if (dev->msix_size == 0)
+    unsigned msix_size = ivshmem_dev_msix_size(dev);
+    if (msix_size == 0)
         printf("ivshmem %s: vectors 0 (no MSI-X: no interrupts)\n", bdf);
     else if (!err && (info.flags & IVSHMEM_GUEST_INFO_IRQ))
-        printf("ivshmem %s: vectors %u (MSI-X, %" PRIu32 " in use by the driver)\n", bdf,
-               dev->msix_size, info.vectors);
+        printf("ivshmem %s: vectors %u (MSI-X, %" PRIu32 " in use by the driver)\n", bdf, msix_size,
+               info.vectors);
     else
-        printf("ivshmem %s: vectors %u (MSI-X)\n", bdf, dev->msix_size);
+        printf("ivshmem %s: vectors %u (MSI-X)\n", bdf, msix_size);
 
     if (!err) {
         if (info.flags & IVSHMEM_GUEST_INFO_EXT) {

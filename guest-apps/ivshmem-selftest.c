@@ -121,8 +121,9 @@ static void check_info(int fd, const struct ivshmem_dev *dev, struct ivshmem_gue
            (uint64_t)info->peers, info->max_peers);
     check(info->shm_size == dev->bar2_size, "INFO shm_size is BAR2's size",
           "%" PRIu64 " vs %" PRIu64, (uint64_t)info->shm_size, dev->bar2_size);
-    check(info->vectors <= dev->msix_size, "INFO vectors within the MSI-X table",
-          "%" PRIu32 " > %u", info->vectors, dev->msix_size);
+    unsigned msix_size = ivshmem_dev_msix_size(dev);
+    check(info->vectors <= msix_size, "INFO vectors within the MSI-X table", "%" PRIu32 " > %u",
+          info->vectors, msix_size);
     check(!!(info->flags & IVSHMEM_GUEST_INFO_IRQ) == (info->vectors > 0),
           "INFO flags: IRQ exactly when vectors", "flags 0x%" PRIx32, info->flags);
     check(!!(info->flags & IVSHMEM_GUEST_INFO_EXT) !=
@@ -135,8 +136,12 @@ static void check_info(int fd, const struct ivshmem_dev *dev, struct ivshmem_gue
         check(info->peers == 0 && info->peers_changed_vector == IVSHMEM_GUEST_VECTOR_OFF,
               "INFO without the extension: no peers", "peers 0x%" PRIx64, (uint64_t)info->peers);
     }
-    check(info->reserved[0] == 0 && info->reserved[1] == 0 && info->reserved[2] == 0,
-          "INFO reserved fields are 0", "not zero");
+    check(info->reserved[0] == 0 && info->reserved[1] == 0, "INFO reserved fields are 0",
+          "not zero");
+    check(!(info->flags & (IVSHMEM_GUEST_INFO_STATUS_PAGE | IVSHMEM_GUEST_INFO_DOORBELL_PORT)) ||
+              (info->flags & IVSHMEM_GUEST_INFO_EXT),
+          "INFO flags: status page and doorbell port only with the extension", "flags 0x%" PRIx32,
+          info->flags);
 }
 
 static void check_bad_args(int fd, const struct ivshmem_guest_info *info)
@@ -195,6 +200,14 @@ static void check_mmap(int fd, const struct ivshmem_dev *dev, uint64_t size)
     volatile uint64_t *last = (volatile uint64_t *)((uint8_t *)m + size - 8);
     uint64_t saved = *last, marker = 0x5E1F7E57ull << 32 | (uint32_t)getpid();
     *last = marker;
+    struct ivshmem_guest_info info;
+    check(ioctl(fd, IVSHMEM_GUEST_INFO, &info) == 0 &&
+              info.shm_memtype != IVSHMEM_GUEST_MEMTYPE_NONE,
+          "INFO shm_memtype names what the mmap got", "type %" PRIu32, info.shm_memtype);
+    /* On minivmm's device nothing else maps BAR2 yet, and BAR2 lies in write-back memory. */
+    if (info.flags & IVSHMEM_GUEST_INFO_STATUS_PAGE)
+        check(info.shm_memtype == IVSHMEM_GUEST_MEMTYPE_WB, "the driver's mapping is write-back",
+              "type %" PRIu32, info.shm_memtype);
     munmap(m, size);
 
     uint64_t sysfs_size;

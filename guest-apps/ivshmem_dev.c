@@ -16,7 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define SYSFS_PCI "/sys/bus/pci/devices"
+#define SYSFS_PCI        "/sys/bus/pci/devices"
+#define PAT_MEMTYPE_LIST "/sys/kernel/debug/x86/pat_memtype_list"
 
 #define REG_IVPOSITION           8
 #define REG_EXT_ID               16
@@ -77,29 +78,34 @@ static void read_resources(struct ivshmem_dev *dev)
 }
 
 /* The MSI-X capability's table size, walking config space's capability list (bounded: a
- * hostile or broken list must not loop). */
-static unsigned read_msix_size(const struct ivshmem_dev *dev)
+ * hostile or broken list must not loop). Reads only the bytes it needs: each config dword
+ * read is two exits to the VMM (ports 0xCF8 and 0xCFC). */
+unsigned ivshmem_dev_msix_size(const struct ivshmem_dev *dev)
 {
-    uint8_t cfg[256];
+    uint8_t status, cap[4];
     char path[256];
-    ssize_t n;
+    unsigned size = 0;
     int fd;
 
     ivshmem_fmt(path, sizeof(path), "%s/config", dev->sysfs);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    n = pread(fd, cfg, sizeof(cfg), 0);
-    close(fd);
-    if (n < 64 || !(cfg[6] & 0x10)) /* STATUS.CAP_LIST */
-        return 0;
-    unsigned pos = cfg[0x34] & 0xFC;
-    for (int hops = 0; hops < 48 && pos >= 0x40 && pos + 4 <= (unsigned)n; hops++) {
-        if (cfg[pos] == 0x11) /* MSI-X: message control bits 10..0 = table size - 1 */
-            return ((cfg[pos + 2] | cfg[pos + 3] << 8) & 0x7FF) + 1;
-        pos = cfg[pos + 1] & 0xFC;
+    if (pread(fd, &status, 1, 6) == 1 && (status & 0x10) && /* STATUS.CAP_LIST */
+        pread(fd, cap, 1, 0x34) == 1) {
+        unsigned pos = cap[0] & 0xFC;
+        for (int hops = 0; hops < 48 && pos >= 0x40 && pos + 4 <= 256; hops++) {
+            if (pread(fd, cap, 4, pos) != 4)
+                break;
+            if (cap[0] == 0x11) { /* MSI-X: message control bits 10..0 = table size - 1 */
+                size = ((cap[2] | cap[3] << 8) & 0x7FF) + 1;
+                break;
+            }
+            pos = cap[1] & 0xFC;
+        }
     }
-    return 0;
+    close(fd);
+    return size;
 }
 
 static void read_driver(struct ivshmem_dev *dev)
@@ -155,7 +161,6 @@ int ivshmem_dev_list(struct ivshmem_dev *devs, int max)
                 ivshmem_fmt(dev->bdf, sizeof(dev->bdf), "%s", names[i]->d_name);
                 ivshmem_fmt(dev->sysfs, sizeof(dev->sysfs), "%s", dir);
                 read_resources(dev);
-                dev->msix_size = read_msix_size(dev);
                 read_driver(dev);
             }
             found++;
@@ -212,7 +217,6 @@ int ivshmem_dev_open(const struct ivshmem_dev *dev, bool need_driver, struct ivs
     h->fd = -1;
     h->bar0_size = dev->bar0_size;
     h->bar2_size = dev->bar2_size;
-    h->msix_size = dev->msix_size;
     if (dev->devnode[0]) {
         h->via = "driver";
         h->fd = open(dev->devnode, O_RDWR | O_CLOEXEC);
@@ -221,6 +225,7 @@ int ivshmem_dev_open(const struct ivshmem_dev *dev, bool need_driver, struct ivs
     h->via = "resource0";
     if (need_driver)
         return -ENODEV;
+    h->msix_size = ivshmem_dev_msix_size(dev);
     if (dev->bar0_size < REG_IVPOSITION + 4)
         return -ENXIO;
     ivshmem_fmt(path, sizeof(path), "%s/resource0", dev->sysfs);
@@ -327,4 +332,33 @@ void *ivshmem_dev_map_shm(const struct ivshmem_dev *dev, bool use_driver, uint64
     }
     *size = len;
     return map;
+}
+
+int ivshmem_dev_memtype(const struct ivshmem_dev *dev, char *types, size_t size)
+{
+    FILE *f = fopen(PAT_MEMTYPE_LIST, "r");
+    if (!f)
+        return -errno;
+    uint64_t lo = dev->bar2_start, hi = dev->bar2_start + dev->bar2_size;
+    char line[256], seen[8][32];
+    unsigned nseen = 0;
+    types[0] = '\0';
+    /* Lines look like "PAT: [mem 0x...-0x...] write-back": one per reservation. */
+    while (fgets(line, sizeof(line), f) && nseen < 8) {
+        uint64_t start, end;
+        char type[32];
+        if (sscanf(line, "PAT: [mem %" SCNx64 "-%" SCNx64 "] %31s", &start, &end, type) != 3 ||
+            end <= lo || start >= hi)
+            continue;
+        unsigned i = 0;
+        while (i < nseen && strcmp(seen[i], type) != 0)
+            i++;
+        if (i < nseen)
+            continue;
+        memcpy(seen[nseen++], type, sizeof(type));
+        size_t used = strlen(types);
+        ivshmem_fmt(types + used, size - used, "%s%s", used ? "," : "", type);
+    }
+    fclose(f);
+    return nseen ? 0 : -ENOENT;
 }

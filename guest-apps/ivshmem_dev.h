@@ -28,7 +28,6 @@ struct ivshmem_dev {
     uint64_t bar0_size;  /* 0 when absent */
     uint64_t bar2_start; /* guest-physical address */
     uint64_t bar2_size;  /* 0 when absent */
-    unsigned msix_size;  /* MSI-X table size from config space, 0 without MSI-X */
 };
 
 /* snprintf that says whether it all fit (false: truncated). */
@@ -38,6 +37,10 @@ bool ivshmem_fmt(char *buf, size_t size, const char *fmt, ...)
 /* Fills devs (up to max) with the ivshmem devices, sorted by BDF. Returns how many there
  * are (which may exceed max) or -errno. */
 int ivshmem_dev_list(struct ivshmem_dev *devs, int max);
+
+/* The MSI-X table size from config space, 0 without MSI-X. Not part of the listing: each
+ * config read is a pair of exits to the VMM, which programs that use the driver skip. */
+unsigned ivshmem_dev_msix_size(const struct ivshmem_dev *dev);
 
 /* Finds one device: spec NULL or "" = the first, else a BDF (0000:00:01.0 or 00:01.0) or a
  * device node (/dev/ivshmem0). Returns 0 or -ENODEV (message in why). */
@@ -73,3 +76,9 @@ int ivshmem_dev_query(const struct ivshmem_dev *dev, struct ivshmem_guest_info *
 /* Maps the whole of BAR2 read-write: through the driver (use_driver, needs dev->devnode)
  * or through resource2. Returns the mapping (size in *size) or NULL with errno set. */
 void *ivshmem_dev_map_shm(const struct ivshmem_dev *dev, bool use_driver, uint64_t *size);
+
+/* The memory types the kernel's page attribute table holds for BAR2's range, from debugfs
+ * (/sys/kernel/debug/x86/pat_memtype_list): each distinct one once, comma-separated, e.g.
+ * "write-back" or "uncached-minus". Only mappings that exist right now are listed: call it
+ * while holding one. Returns 0, -ENOENT (no entry for BAR2) or -errno (no debugfs). */
+int ivshmem_dev_memtype(const struct ivshmem_dev *dev, char *types, size_t size);

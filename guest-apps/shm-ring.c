@@ -8,16 +8,17 @@
  *   both BYTES   send and receive BYTES at once, both directions in one loop
  * BYTES takes a K, M or G suffix (powers of 1024).
  *
- * Polled (default): no driver needed: BAR2 is mapped through
- * /sys/bus/pci/devices/<BDF>/resource2 and both sides spin on the ring indices.
- * --irq: the ivshmem_guest driver's /dev/ivshmemN maps BAR2; after publishing (head, or
+ * Polled (default): both sides spin on the ring indices. BAR2 is mapped through the
+ * ivshmem_guest driver's /dev/ivshmemN where it is bound (write-back on minivmm's device),
+ * else through /sys/bus/pci/devices/<BDF>/resource2 (always uncached-minus).
+ * --irq: the driver's /dev/ivshmemN maps BAR2; after publishing (head, or
  * tail to free space) a side rings the peer's doorbell (ioctl RING), and a side with
  * nothing to do sleeps in poll() on the device until an interrupt arrives.
  *
  * Options:
  *   --irq               interrupt-driven, as above
  *   --device BDF|NODE   which ivshmem device (default: the first)
- *   --map sysfs|driver  where BAR2 is mapped from (default: sysfs polled, driver with --irq)
+ *   --map sysfs|driver  where BAR2 is mapped from (default: driver where bound, else sysfs)
  *   --timeout SEC       fail when nothing moves for SEC seconds, the handshake included,
  *                       so a missing peer fails instead of hanging (default 60)
  *   --peer ID           the peer's ID (default: the one other present peer in minivmm's
@@ -79,6 +80,7 @@ struct dir {
 struct ctx {
     /* options */
     bool irq;
+    const char *map; /* --map, or NULL */
     bool map_driver;
     const char *device;
     double timeout;
@@ -538,6 +540,7 @@ static int setup(struct ctx *c)
 
     if (ivshmem_dev_find(c->device, &c->dev, why, sizeof(why)))
         return fail(c, "%s", why);
+    c->map_driver = c->map ? strcmp(c->map, "driver") == 0 : c->irq || c->dev.devnode[0];
     err = ivshmem_dev_open(&c->dev, c->irq || c->map_driver, &c->h);
     if (err == -ENODEV)
         return fail(c, "%s: the ivshmem_guest driver is not bound (needed for %s)", c->dev.bdf,
@@ -572,10 +575,15 @@ static int setup(struct ctx *c)
                     c->shm_size, SHM_RING_MIN_SHM);
     c->mine = slot_of(c, c->me);
     c->nonce = make_nonce();
-    printf("shm-ring: device %s, %" PRIu64 " bytes mapped through %s, own ID %" PRIu32
-           ", ring capacity %" PRIu64 " bytes, %s\n",
-           c->dev.bdf, c->shm_size, c->map_driver ? c->dev.devnode : "resource2", c->me, c->cap,
-           c->irq ? "interrupts (poll + doorbell)" : "polled");
+    char memtype[64];
+    err = ivshmem_dev_memtype(&c->dev, memtype, sizeof(memtype));
+    if (err)
+        ivshmem_fmt(memtype, sizeof(memtype), "unknown (%s)", strerror(-err));
+    printf("shm-ring: device %s, %" PRIu64
+           " bytes mapped through %s, memory type %s, own ID %" PRIu32 ", ring capacity %" PRIu64
+           " bytes, %s\n",
+           c->dev.bdf, c->shm_size, c->map_driver ? c->dev.devnode : "resource2", memtype, c->me,
+           c->cap, c->irq ? "interrupts (poll + doorbell)" : "polled");
     fflush(stdout);
     return 0;
 }
@@ -658,7 +666,7 @@ int main(int argc, char **argv)
         c->tx_total = c->rx_total = v;
     else
         return usage();
-    c->map_driver = map ? strcmp(map, "driver") == 0 : c->irq;
+    c->map = map;
     c->tx.name = "sent";
     c->rx.name = "received";
     c->tx.total = c->tx_total;

@@ -3,8 +3,14 @@
  * ivshmem_guest: Linux guest driver for the ivshmem PCI device (1af4:1110),
  * QEMU's ivshmem-doorbell and ivshmem-plain and minivmm's --shm device, which
  * is QEMU's plus an extension in BAR0's reserved range (a peer-presence bitmap
- * and a "peers changed" interrupt). The user-space interface is in
- * ivshmem_guest.h.
+ * and a "peers changed" interrupt), a status page in BAR4 and a doorbell port
+ * in BAR5. The user-space interface is in ivshmem_guest.h.
+ *
+ * Exits: every BAR0 access is a VM exit that the VMM handles in user space, so
+ * the hot paths avoid BAR0 where minivmm offers better: RING checks presence in
+ * the status page (guest memory the VMM keeps current, read without an exit)
+ * and rings through the doorbell port (an OUT that KVM hands to its ioeventfd
+ * already decoded). INFO reads only values cached at probe.
  *
  * Resources: BAR0 (registers) is requested and mapped; BAR1 belongs to the
  * MSI-X core; BAR2 (the shared memory) is deliberately not requested, so that
@@ -27,6 +33,7 @@
 #include <linux/list.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/pgtable.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
@@ -40,6 +47,13 @@
 
 #define DRV_NAME "ivshmem_guest"
 
+static bool doorbell_port = true;
+module_param(doorbell_port, bool, 0644);
+MODULE_PARM_DESC(doorbell_port,
+		 "ring through minivmm's doorbell port where the device offers "
+		 "one (default); N rings BAR0 + 12 as on QEMU's device, to "
+		 "compare what each costs");
+
 /* BAR0 registers (QEMU's docs/specs/ivshmem-spec.rst; minivmm's
  * devices/ivshmem.h) */
 #define REG_IVPOSITION 8
@@ -49,9 +63,16 @@
 #define REG_PEERS_HI 24
 #define REG_PEERS_CHANGED_VECTOR 28
 #define REG_MAX_PEERS 32
+#define REG_FEATURES 36
 #define REGS_MIN_LEN 16		  /* up to the doorbell */
 #define REGS_EXT_LEN 36		  /* up to MAX_PEERS */
+#define REGS_FEATURES_LEN 40	  /* up to FEATURES */
 #define EXT_SIGNATURE 0x4D565031u /* "MVP1" */
+#define FEATURE_STATUS_PAGE (1u << 0)
+#define FEATURE_DOORBELL_PORT (1u << 1)
+#define BAR_STATUS 4
+#define BAR_PORT 5
+#define STATUS_PEERS 0 /* u64 in the status page */
 
 struct ivshmem_guest;
 
@@ -74,6 +95,13 @@ struct ivshmem_guest {
 	struct list_head files;
 	void __iomem *regs;
 	bool ext;
+	void __iomem *port; /* minivmm's doorbell port (BAR5), or NULL */
+	const u64 *status;  /* the status page (memremap), or NULL */
+	u32 own_id;	    /* IVPOSITION, MAX_PEERS: fixed once probed */
+	u32 max_peers;
+	u32 peers_changed_vector; /* as last written */
+	u32 shm_memtype; /* IVSHMEM_GUEST_MEMTYPE_* of the latest mmap */
+	bool memtype_reported;
 
 	phys_addr_t shm_start;
 	resource_size_t shm_size;
@@ -252,6 +280,56 @@ static __poll_t ivshmem_guest_poll(struct file *file, poll_table *wait)
 	return ivshmem_guest_pending(ig, f) ? EPOLLIN | EPOLLRDNORM : 0;
 }
 
+/* The presence bitmap; needs ig->ext. */
+static u64 ivshmem_guest_peers(struct ivshmem_guest *ig)
+{
+	if (ig->status)
+		return READ_ONCE(ig->status[STATUS_PEERS / 8]);
+	return ioread32(ig->regs + REG_PEERS_LO) |
+	       (u64)ioread32(ig->regs + REG_PEERS_HI) << 32;
+}
+
+static const char *const ivshmem_guest_memtype_names[] = {
+	[IVSHMEM_GUEST_MEMTYPE_NONE] = "unknown",
+	[IVSHMEM_GUEST_MEMTYPE_WB] = "write-back",
+	[IVSHMEM_GUEST_MEMTYPE_WC] = "write-combining",
+	[IVSHMEM_GUEST_MEMTYPE_UC_MINUS] = "uncached-minus",
+	[IVSHMEM_GUEST_MEMTYPE_UC] = "uncached",
+	[IVSHMEM_GUEST_MEMTYPE_WT] = "write-through",
+	[IVSHMEM_GUEST_MEMTYPE_WP] = "write-protected",
+};
+
+/* The memory type the page table entry at addr got: the PAT may have changed
+ * the write-back we asked for. Called with the mmap lock held. */
+static u32 ivshmem_guest_memtype(struct vm_area_struct *vma, unsigned long addr)
+{
+	static const struct {
+		enum page_cache_mode pcm;
+		u32 type;
+	} modes[] = {
+		{_PAGE_CACHE_MODE_WB, IVSHMEM_GUEST_MEMTYPE_WB},
+		{_PAGE_CACHE_MODE_WC, IVSHMEM_GUEST_MEMTYPE_WC},
+		{_PAGE_CACHE_MODE_UC_MINUS, IVSHMEM_GUEST_MEMTYPE_UC_MINUS},
+		{_PAGE_CACHE_MODE_UC, IVSHMEM_GUEST_MEMTYPE_UC},
+		{_PAGE_CACHE_MODE_WT, IVSHMEM_GUEST_MEMTYPE_WT},
+		{_PAGE_CACHE_MODE_WP, IVSHMEM_GUEST_MEMTYPE_WP},
+	};
+	unsigned long bits;
+	spinlock_t *ptl;
+	pte_t *ptep;
+	unsigned int i;
+
+	if (follow_pte(vma->vm_mm, addr, &ptep, &ptl))
+		return IVSHMEM_GUEST_MEMTYPE_NONE;
+	bits = pte_val(*ptep) & _PAGE_CACHE_MASK;
+	pte_unmap_unlock(ptep, ptl);
+	for (i = 0; i < ARRAY_SIZE(modes); i++)
+		if (bits ==
+		    (cachemode2protval(modes[i].pcm) & _PAGE_CACHE_MASK))
+			return modes[i].type;
+	return IVSHMEM_GUEST_MEMTYPE_NONE;
+}
+
 static int ivshmem_guest_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct ivshmem_guest_file *f = file->private_data;
@@ -269,6 +347,20 @@ static int ivshmem_guest_mmap(struct file *file, struct vm_area_struct *vma)
 		ret = -ENODEV;
 	else
 		ret = vm_iomap_memory(vma, ig->shm_start, ig->shm_size);
+	if (!ret) {
+		ig->shm_memtype = ivshmem_guest_memtype(vma, vma->vm_start);
+		if (ig->shm_memtype != IVSHMEM_GUEST_MEMTYPE_WB &&
+		    !ig->memtype_reported) {
+			ig->memtype_reported = true;
+			dev_notice(
+				&ig->pdev->dev,
+				"shared memory mapped %s, not write-back: "
+				"every load and store goes to memory (the "
+				"MTRRs, or an uncached resource2 mapping, "
+				"decide this)\n",
+				ivshmem_guest_memtype_names[ig->shm_memtype]);
+		}
+	}
 	mutex_unlock(&ig->lock);
 	return ret;
 }
@@ -278,18 +370,21 @@ static void ivshmem_guest_get_info(struct ivshmem_guest *ig,
 {
 	memset(info, 0, sizeof(*info));
 	info->shm_size = ig->shm_size;
-	info->own_id = ioread32(ig->regs + REG_IVPOSITION);
+	info->own_id = ig->own_id;
 	info->vectors = ig->nvec;
 	info->peers_changed_vector = IVSHMEM_GUEST_VECTOR_OFF;
+	info->shm_memtype = ig->shm_memtype;
 	if (ig->nvec)
 		info->flags |= IVSHMEM_GUEST_INFO_IRQ;
+	if (ig->status)
+		info->flags |= IVSHMEM_GUEST_INFO_STATUS_PAGE;
+	if (ig->port && READ_ONCE(doorbell_port))
+		info->flags |= IVSHMEM_GUEST_INFO_DOORBELL_PORT;
 	if (ig->ext) {
 		info->flags |= IVSHMEM_GUEST_INFO_EXT;
-		info->peers = ioread32(ig->regs + REG_PEERS_LO) |
-			      (u64)ioread32(ig->regs + REG_PEERS_HI) << 32;
-		info->max_peers = ioread32(ig->regs + REG_MAX_PEERS);
-		info->peers_changed_vector =
-			ioread32(ig->regs + REG_PEERS_CHANGED_VECTOR);
+		info->peers = ivshmem_guest_peers(ig);
+		info->max_peers = ig->max_peers;
+		info->peers_changed_vector = ig->peers_changed_vector;
 	} else {
 		info->flags |= IVSHMEM_GUEST_INFO_PEERS_UNKNOWN;
 	}
@@ -305,12 +400,14 @@ static int ivshmem_guest_ring(struct ivshmem_guest *ig,
 	if (!ig->nvec)
 		return -EOPNOTSUPP;
 	if (ig->ext && ring->peer < 64) {
-		peers = ioread32(ig->regs + REG_PEERS_LO) |
-			(u64)ioread32(ig->regs + REG_PEERS_HI) << 32;
+		peers = ivshmem_guest_peers(ig);
 		if (!(peers & (1ull << ring->peer)))
 			return -ENXIO;
 	}
-	iowrite32(ring->peer << 16 | ring->vector, ig->regs + REG_DOORBELL);
+	iowrite32(ring->peer << 16 | ring->vector,
+		  ig->port && READ_ONCE(doorbell_port)
+			  ? ig->port
+			  : ig->regs + REG_DOORBELL);
 	return 0;
 }
 
@@ -403,6 +500,7 @@ static long ivshmem_guest_ioctl(struct file *file, unsigned int cmd,
 			ret = -EINVAL;
 		else {
 			iowrite32(vector, ig->regs + REG_PEERS_CHANGED_VECTOR);
+			ig->peers_changed_vector = vector;
 			ret = 0;
 		}
 		break;
@@ -476,6 +574,49 @@ static int ivshmem_guest_setup_irqs(struct ivshmem_guest *ig)
 	return 0;
 }
 
+/* minivmm's status page and doorbell port, where FEATURES offers them; without
+ * them the driver uses BAR0 as on QEMU's device. */
+static void ivshmem_guest_map_extras(struct ivshmem_guest *ig)
+{
+	struct pci_dev *pdev = ig->pdev;
+	u32 features = 0;
+
+	if (pci_resource_len(pdev, 0) >= REGS_FEATURES_LEN)
+		features = ioread32(ig->regs + REG_FEATURES);
+	if ((features & FEATURE_STATUS_PAGE) &&
+	    (pci_resource_flags(pdev, BAR_STATUS) & IORESOURCE_MEM) &&
+	    pci_resource_len(pdev, BAR_STATUS) >= PAGE_SIZE &&
+	    !pci_request_region(pdev, BAR_STATUS, DRV_NAME)) {
+		/* Host RAM that the VMM writes with ordinary stores: cached. */
+		ig->status = memremap(pci_resource_start(pdev, BAR_STATUS),
+				      PAGE_SIZE, MEMREMAP_WB);
+		if (!ig->status)
+			pci_release_region(pdev, BAR_STATUS);
+	}
+	if ((features & FEATURE_DOORBELL_PORT) &&
+	    (pci_resource_flags(pdev, BAR_PORT) & IORESOURCE_IO) &&
+	    pci_resource_len(pdev, BAR_PORT) >= 4 &&
+	    !pci_request_region(pdev, BAR_PORT, DRV_NAME)) {
+		ig->port = pci_iomap(pdev, BAR_PORT, 4);
+		if (!ig->port)
+			pci_release_region(pdev, BAR_PORT);
+	}
+}
+
+static void ivshmem_guest_unmap_extras(struct ivshmem_guest *ig)
+{
+	if (ig->status) {
+		memunmap((void *)ig->status);
+		pci_release_region(ig->pdev, BAR_STATUS);
+		ig->status = NULL;
+	}
+	if (ig->port) {
+		pci_iounmap(ig->pdev, ig->port);
+		pci_release_region(ig->pdev, BAR_PORT);
+		ig->port = NULL;
+	}
+}
+
 static int ivshmem_guest_probe(struct pci_dev *pdev,
 			       const struct pci_device_id *id)
 {
@@ -535,6 +676,14 @@ static int ivshmem_guest_probe(struct pci_dev *pdev,
 	}
 	ig->ext = pci_resource_len(pdev, 0) >= REGS_EXT_LEN &&
 		  ioread32(ig->regs + REG_EXT_ID) == EXT_SIGNATURE;
+	ig->own_id = ioread32(ig->regs + REG_IVPOSITION);
+	ig->peers_changed_vector = IVSHMEM_GUEST_VECTOR_OFF;
+	if (ig->ext) {
+		ig->max_peers = ioread32(ig->regs + REG_MAX_PEERS);
+		ig->peers_changed_vector =
+			ioread32(ig->regs + REG_PEERS_CHANGED_VECTOR);
+		ivshmem_guest_map_extras(ig);
+	}
 
 	/* MSI-X messages are memory writes by the device. */
 	pci_set_master(pdev);
@@ -557,23 +706,24 @@ static int ivshmem_guest_probe(struct pci_dev *pdev,
 	if (ig->ext)
 		dev_info(&pdev->dev,
 			 "/dev/%s: %llu KiB shared memory, peer ID %u, %u "
-			 "MSI-X vectors, minivmm extension (peers %#llx)\n",
+			 "MSI-X vectors, minivmm extension (peers %#llx%s%s)\n",
 			 ig->name, (unsigned long long)ig->shm_size >> 10,
-			 ioread32(ig->regs + REG_IVPOSITION), ig->nvec,
-			 ioread32(ig->regs + REG_PEERS_LO) |
-				 (u64)ioread32(ig->regs + REG_PEERS_HI) << 32);
+			 ig->own_id, ig->nvec, ivshmem_guest_peers(ig),
+			 ig->status ? ", status page" : "",
+			 ig->port ? ", doorbell port" : "");
 	else
 		dev_info(&pdev->dev,
 			 "/dev/%s: %llu KiB shared memory, peer ID %u, %u "
 			 "MSI-X vectors\n",
 			 ig->name, (unsigned long long)ig->shm_size >> 10,
-			 ioread32(ig->regs + REG_IVPOSITION), ig->nvec);
+			 ig->own_id, ig->nvec);
 	return 0;
 
 err_irqs:
 	ivshmem_guest_free_irqs(ig);
 err_unmap:
 	pci_clear_master(pdev);
+	ivshmem_guest_unmap_extras(ig);
 	pci_iounmap(pdev, ig->regs);
 err_release:
 	pci_release_region(pdev, 0);
@@ -609,6 +759,7 @@ static void ivshmem_guest_remove(struct pci_dev *pdev)
 	wake_up_interruptible_all(&ig->wait);
 
 	pci_clear_master(pdev);
+	ivshmem_guest_unmap_extras(ig);
 	pci_iounmap(pdev, ig->regs);
 	pci_release_region(pdev, 0);
 	pci_disable_device(pdev);

@@ -12,9 +12,13 @@
  * the peers also map cached, and x86's ordering rules for write-back memory are
  * what C11 acquire/release code expects (write-combining would not order the
  * stores). The kernel's PAT may downgrade the mapping to UC- (same ordering,
- * slower), e.g. when the range is already mapped uncached through
- * /sys/bus/pci/devices/<BDF>/resource2. EINVAL: beyond BAR2 or not MAP_SHARED.
- * After the device is removed, old mappings fault (SIGBUS).
+ * far slower loads): where the MTRRs make BAR2's range uncached (firmware that
+ * places BAR2 below 4 GiB, as SeaBIOS does for QEMU's device), or when the
+ * range is already mapped uncached through
+ * /sys/bus/pci/devices/<BDF>/resource2. info.shm_memtype says what the latest
+ * mmap got, and the kernel log says so once when it is not write-back. EINVAL:
+ * beyond BAR2 or not MAP_SHARED. After the device is removed, old mappings
+ * fault (SIGBUS).
  *
  * read(fd, &mask, 8): blocks until an interrupt vector fired, then returns the
  * 64-bit mask of the vectors that fired since this open file's previous read
@@ -45,6 +49,19 @@
 #define IVSHMEM_GUEST_INFO_PEERS_UNKNOWN (1u << 1)
 /* MSI-X interrupts are set up: RING, BIND_EVENTFD, read and poll work */
 #define IVSHMEM_GUEST_INFO_IRQ (1u << 2)
+/* peers comes from minivmm's status page: INFO and RING read no register */
+#define IVSHMEM_GUEST_INFO_STATUS_PAGE (1u << 3)
+/* RING writes minivmm's doorbell port (an OUT that KVM needs not decode) */
+#define IVSHMEM_GUEST_INFO_DOORBELL_PORT (1u << 4)
+
+/* info.shm_memtype: what the page attribute table gave the latest mmap() */
+#define IVSHMEM_GUEST_MEMTYPE_NONE 0 /* no mmap yet */
+#define IVSHMEM_GUEST_MEMTYPE_WB 1   /* write-back: cached, like RAM */
+#define IVSHMEM_GUEST_MEMTYPE_WC 2
+#define IVSHMEM_GUEST_MEMTYPE_UC_MINUS 3 /* uncached, MTRRs may override */
+#define IVSHMEM_GUEST_MEMTYPE_UC 4
+#define IVSHMEM_GUEST_MEMTYPE_WT 5
+#define IVSHMEM_GUEST_MEMTYPE_WP 6
 
 struct ivshmem_guest_info {
 	__u64 shm_size; /* BAR2's size in bytes: the most mmap() maps */
@@ -54,7 +71,9 @@ struct ivshmem_guest_info {
 	__u32 vectors;	 /* MSI-X vectors with a handler; 0: no interrupts */
 	__u32 max_peers; /* MAX_PEERS with the extension, else 0 */
 	__u32 peers_changed_vector; /* PEERS_CHANGED_VECTOR, else VECTOR_OFF */
-	__u32 reserved[3];	    /* 0 */
+	__u32 shm_memtype; /* IVSHMEM_GUEST_MEMTYPE_* of this device's latest
+			      mmap */
+	__u32 reserved[2]; /* 0 */
 };
 
 /* Doorbell: interrupt peer on vector (a write of (peer << 16) | vector to

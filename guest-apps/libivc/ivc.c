@@ -67,6 +67,11 @@ const char *ivc_ctx_backend_name(const struct ivc_ctx *ctx)
     return ctx->ops->name;
 }
 
+const char *ivc_ctx_memtype(const struct ivc_ctx *ctx)
+{
+    return ctx->memtype[0] ? ctx->memtype : NULL;
+}
+
 int ivc_ctx_peers(struct ivc_ctx *ctx, uint64_t *present)
 {
     return ctx->ops->peers(ctx, present);

@@ -139,6 +139,10 @@ void ivc_ctx_close(struct ivc_ctx *ctx);
 unsigned ivc_ctx_self(const struct ivc_ctx *ctx);
 const char *ivc_ctx_backend_name(const struct ivc_ctx *ctx);
 
+/* How the guest kernel maps the shared memory ("write-back", "uncached-minus", ...; from
+ * the page attribute table), or NULL where unknown or there is none (portio). */
+const char *ivc_ctx_memtype(const struct ivc_ctx *ctx);
+
 /* The present peers (bit n = ID n, own included). -EOPNOTSUPP where the device cannot
  * tell (QEMU). */
 int ivc_ctx_peers(struct ivc_ctx *ctx, uint64_t *present);

@@ -36,7 +36,8 @@ extern const struct ivc_backend_ops ivc_portio_ops;
 struct ivc_ctx {
     const struct ivc_backend_ops *ops;
     unsigned self;
-    bool timing; /* IVC_TIMING */
+    bool timing;      /* IVC_TIMING */
+    char memtype[64]; /* the shared memory's memory types, "" where unknown or none */
     void *backend;
 };
 

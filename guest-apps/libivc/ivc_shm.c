@@ -1,13 +1,15 @@
 /*
  * libivc's shared-memory backends: the rings of ivc_ring.c in an ivshmem device's BAR2.
- * shm-poll maps BAR2 through sysfs and spins while it waits; shm-irq maps it through the
- * ivshmem_guest driver, sleeps in poll() on the device, and rings the peer's doorbell
+ * shm-poll spins while it waits; it maps BAR2 through the ivshmem_guest driver where that
+ * is bound (write-back on minivmm's device), else through sysfs (uncached-minus). shm-irq
+ * maps it through the driver, sleeps in poll() on the device, and rings the peer's doorbell
  * (vector IVC_SHM_VECTOR) when the peer said it sleeps (ivc_pair_want).
  *
  * IVC_SHM_MEMORY is shm-poll over memory the caller supplies (no device, no presence).
  *
  * Presence: with minivmm's extension the present-peers bitmap is read (at most every
- * PRESENCE_PERIOD_MS while waiting; each read is a trapped BAR0 access or an ioctl), and
+ * PRESENCE_PERIOD_MS while waiting: an ioctl that reads minivmm's status page, or a trapped
+ * BAR0 access without the driver), and
  * shm-irq asks the driver to raise IVC_SHM_PEER_VECTOR when peers change, so a sleeper
  * wakes when its peer leaves. Without the extension (QEMU) presence is not known.
  */
@@ -103,11 +105,13 @@ static int shm_ctx_open_common(struct ivc_ctx *ctx, const struct ivc_ctx_opts *o
         err = -ERANGE;
         goto close_handle;
     }
-    s->shm = ivshmem_dev_map_shm(&s->dev, irq, &s->shm_size);
+    s->shm = ivshmem_dev_map_shm(&s->dev, s->dev.devnode[0] != '\0', &s->shm_size);
     if (!s->shm) {
         err = -errno;
         goto close_handle;
     }
+    if (ivshmem_dev_memtype(&s->dev, ctx->memtype, sizeof(ctx->memtype)))
+        ctx->memtype[0] = '\0';
     err = ivc_layout_init(&s->layout, s->shm_size, peers);
     if (err)
         goto unmap;
