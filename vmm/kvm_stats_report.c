@@ -71,7 +71,8 @@ static void note_text(const struct kvm_stat *s, bool per_vcpu, char *buf, size_t
         snprintf(buf, len, "%s", unit);
 }
 
-void kvm_stats_report(FILE *out, const struct kvm_stats *stats, enum kvm_stats_event event)
+void kvm_stats_report(FILE *out, const struct kvm_stats *stats,
+                      const struct vmm_exit_counts *userspace, enum kvm_stats_event event)
 {
     unsigned int count = kvm_stats_count(stats);
     int width = 0;
@@ -97,6 +98,10 @@ void kvm_stats_report(FILE *out, const struct kvm_stats *stats, enum kvm_stats_e
         fprintf(out, "minivmm:   %-4s  %-*s %15" PRIu64 "%s%s\n", per_vcpu ? "vcpu" : "vm", width,
                 s->name, value, *note ? " " : "", note);
     }
+    fprintf(out,
+            "minivmm:   vmm   userspace_io_exits %" PRIu64 ", userspace_mmio_exits %" PRIu64
+            " (exits KVM returned to minivmm)\n",
+            userspace->io, userspace->mmio);
 
     /* One fprintf per item into stderr (unbuffered) would be a write each: the line is
      * put together first so it leaves in one write and stays whole next to other writers. */
@@ -108,7 +113,8 @@ void kvm_stats_report(FILE *out, const struct kvm_stats *stats, enum kvm_stats_e
         for (unsigned int i = 0; i < count; i++)
             fprintf(m, " %s=%" PRIu64, kvm_stats_get(stats, i, NULL)->name,
                     kvm_stats_value(stats, i));
-        fputc('\n', m);
+        fprintf(m, " userspace_io_exits=%" PRIu64 " userspace_mmio_exits=%" PRIu64 "\n",
+                userspace->io, userspace->mmio);
     }
     if (m && fclose(m) == 0) {
         fwrite(line, 1, line_len, out);

@@ -434,7 +434,12 @@ void vm_report_stats(struct vm *vm, enum kvm_stats_event event)
         log_error("--stats: %s", why);
         return;
     }
-    kvm_stats_report(stderr, &vm->stats, event);
+    struct vmm_exit_counts userspace = {0, 0};
+    for (unsigned int i = 0; i < vm->cpu_count; i++) {
+        userspace.io += atomic_load_explicit(&vm->vcpus[i].io_exits, memory_order_relaxed);
+        userspace.mmio += atomic_load_explicit(&vm->vcpus[i].mmio_exits, memory_order_relaxed);
+    }
+    kvm_stats_report(stderr, &vm->stats, &userspace, event);
 }
 
 /* One line with the registers that say where and how a guest died (a triple fault leaves
@@ -501,11 +506,16 @@ static void *vcpu_thread(void *arg)
         }
         uint32_t reason = vcpu->run->exit_reason;
         uint64_t exit_seen_ns = time_exits ? vcpu_clock_ns() : 0;
+        /* One writer: a relaxed load and store, no locked instruction on the exit path. */
         if (reason == KVM_EXIT_IO) {
-            vcpu->io_exits++;
+            atomic_store_explicit(&vcpu->io_exits,
+                                  atomic_load_explicit(&vcpu->io_exits, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
             vcpu->io_items += vcpu->run->io.count;
         } else if (reason == KVM_EXIT_MMIO) {
-            vcpu->mmio_exits++;
+            atomic_store_explicit(&vcpu->mmio_exits,
+                                  atomic_load_explicit(&vcpu->mmio_exits, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
         }
         struct exit_outcome outcome;
         exit_dispatch(vcpu->run, vcpu->run_size, &vm->pio, &vm->mmio, &outcome);

@@ -34,11 +34,12 @@ struct vcpu {
     size_t run_size;
     pthread_t thread;
     bool thread_started;
-    /* Exits that reached the VMM, written by the vCPU thread only and read after it ends
-     * (--verbose): the tiny-guest tests derive how many items KVM hands per string I/O exit. */
-    uint64_t io_exits;
+    /* Exits that reached the VMM, written by the vCPU thread only; --stats reads the exit
+     * counts while it runs, --verbose all of them after it ends (the tiny-guest tests derive
+     * how many items KVM hands per string I/O exit). */
+    _Atomic uint64_t io_exits;
     uint64_t io_items; /* port accesses in those exits: rep ins/outs carry several */
-    uint64_t mmio_exits;
+    _Atomic uint64_t mmio_exits;
     uint64_t io_vmm_ns; /* time the VMM spent handling those exits (--verbose only) */
     uint64_t mmio_vmm_ns;
 };

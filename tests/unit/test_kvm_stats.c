@@ -460,7 +460,7 @@ static void test_report(void **state)
     stats_three_vcpus(&stats, vcpus, fds);
     struct capture out;
     capture_open(&out);
-    kvm_stats_report(out.file, &stats, KVM_STATS_AT_EXIT);
+    kvm_stats_report(out.file, &stats, &(struct vmm_exit_counts){12, 3}, KVM_STATS_AT_EXIT);
     const char *text = capture_text(&out);
 
     assert_contains(text, "minivmm: KVM statistics at exit (vCPU statistics summed over 3 vCPUs");
@@ -474,6 +474,7 @@ static void test_report(void **state)
     assert_contains(text, "3 (peak)\n");
     /* Zeros stay out of the table, not out of the line. */
     assert_not_contains(text, "vcpu  mmio_exits");
+    assert_contains(text, "minivmm:   vmm   userspace_io_exits 12, userspace_mmio_exits 3 ");
 
     /* The line for scripts: the last, one line, every statistic in order. */
     const char *line = strstr(text, "minivmm-stats: ");
@@ -481,11 +482,12 @@ static void test_report(void **state)
     assert_true(line == text || line[-1] == '\n');
     assert_string_equal(line, "minivmm-stats: event=exit vcpus=3 remote_tlb_flush=7 pages_4k=24 "
                               "max_mmu_rmap_size=3 halt_wait_ns=60000 halt_wait_hist=78 "
-                              "blocking=2 exits=60 io_exits=30 mmio_exits=0 max_latency=90\n");
+                              "blocking=2 exits=60 io_exits=30 mmio_exits=0 max_latency=90 "
+                              "userspace_io_exits=12 userspace_mmio_exits=3\n");
     capture_close(&out);
 
     capture_open(&out);
-    kvm_stats_report(out.file, &stats, KVM_STATS_ON_SIGUSR1);
+    kvm_stats_report(out.file, &stats, &(struct vmm_exit_counts){0, 0}, KVM_STATS_ON_SIGUSR1);
     text = capture_text(&out);
     assert_contains(text, "KVM statistics on SIGUSR1");
     assert_contains(text, "minivmm-stats: event=sigusr1 vcpus=3 ");
@@ -519,7 +521,7 @@ static void test_refresh_and_report_in_sandbox(void **state)
         uint64_t exits;
         if (kvm_stats_find(&stats, "exits", &exits) || exits != 550)
             _exit(102);
-        kvm_stats_report(stderr, &stats, KVM_STATS_ON_SIGUSR1);
+        kvm_stats_report(stderr, &stats, &(struct vmm_exit_counts){0, 0}, KVM_STATS_ON_SIGUSR1);
         _exit(0);
     }
     int status;
