@@ -37,4 +37,9 @@ expect_contains "$(cat "$logs/minivmm")" "shm-pingpong: answered" "minivmm's gue
 for side in minivmm qemu; do
     expect_matches "$(cat "$logs/$side")" "shm-ring: OK 8388608 bytes .*, irq" "$side side sent and verified 4 MiB each way"
 done
+# What each guest's driver mapping got from the page attribute table: write-back on
+# minivmm's device; on QEMU's whatever its firmware's MTRRs make of BAR2, but named.
+expect_contains "$(cat "$logs/minivmm")" "memory type write-back," "minivmm's device: BAR2 mapped write-back"
+qemu_memtype=$(grep -o 'memory type [a-z-]*' "$logs/qemu" | head -n1)
+expect_matches "$qemu_memtype" "memory type [a-z-]+" "QEMU's device: the memory type is reported ($qemu_memtype)"
 finish

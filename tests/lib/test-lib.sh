@@ -31,6 +31,11 @@ pass() {
 # last console lines of its guests (and what they show: a triple fault, a panic), so the
 # log says what happened without a rerun.
 finish() {
+    # MINIVMM_KEEP_LOGS=DIR keeps the guests' whole logs for a closer look.
+    if [ -n "${MINIVMM_KEEP_LOGS:-}" ] && [ -n "$logs" ] && [ -d "$logs" ]; then
+        mkdir -p "$MINIVMM_KEEP_LOGS" && cp -r "$logs" "$MINIVMM_KEEP_LOGS/$test_name.$$" &&
+            echo "logs kept in $MINIVMM_KEEP_LOGS/$test_name.$$" >&2
+    fi
     if [ "$failures" -ne 0 ]; then
         show_guest_consoles
         echo "FAIL $test_name: $failures check(s) failed" >&2
