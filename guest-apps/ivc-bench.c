@@ -106,6 +106,17 @@ static bool parse_size(const char *s, uint64_t *out)
     return true;
 }
 
+/* A peer ID: any number, 0 included, below IVC_MAX_PEERS. */
+static bool parse_peer_id(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || v >= IVC_MAX_PEERS)
+        return false;
+    *out = v;
+    return true;
+}
+
 static void add_row(struct bench *b, const char *direction, uint64_t size, const char *metric,
                     double value, const char *unit)
 {
@@ -470,7 +481,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
             b->count = (long)v;
         else if (strcmp(opt, "--msg") == 0 && parse_size(arg, &v) && v <= 65536)
             b->msg = (size_t)v;
-        else if (strcmp(opt, "--peer") == 0 && parse_size(arg, &v) && v < IVC_MAX_PEERS)
+        else if (strcmp(opt, "--peer") == 0 && parse_peer_id(arg, &v))
             b->peer_opt = (long)v;
         else if (strcmp(opt, "--peers") == 0 && parse_size(arg, &v) && v <= IVC_MAX_PEERS)
             b->peers = (unsigned)v;
