@@ -12,6 +12,10 @@ The metrics the report knows (others are listed as they come, in "Other measurem
   layer_<name>_ns        the per-layer breakdown (any unit is shown as given)
   bytes_per_exit         port I/O bulk: bytes moved per VM exit (also read under the
                          names in PORTIO_BULK_METRICS)
+  channel "cost"         tests/bench/exit-cost.sh's counts per operation (direction) and per
+                         VM, unit count_per_<operation's unit>: exits, mmio_exits,
+                         insn_emulation, halt_exits, irq_injections, userspace_exits; and
+                         wall_s, the boot's wall clock (see COST_OPERATIONS, COST_COUNTERS)
 Host rows carry where they were measured in the vmm column (build-machine, emulated-host,
 ...). The environment FILE holds key=value lines (date, git_commit, cpu_model, cores,
 kernel, kvm_kind, vm_environment, qemu_version, ...); vm_environment names the host rows
@@ -25,6 +29,7 @@ when the report was written; plots are left out, with a note, when gnuplot is mi
 
 import argparse
 import csv
+import itertools
 import math
 import os
 import shutil
@@ -209,6 +214,85 @@ def goal_portio(rows):
             f"({worst.channel} {worst.direction} {size_label(worst.size_bytes)})")
 
 
+def goal_doorbell_exits(rows):
+    name = "Doorbell round trip: at most QEMU's exits per VM"
+    m = lookup(rows, channel="cost", vmm="minivmm", direction="doorbell", metric="exits")
+    q = lookup(rows, channel="cost", vmm="qemu", direction="doorbell", metric="exits")
+    if m is None or q is None:
+        return f"- **not measured**: {name} (no minivmm and QEMU doorbell exit counts)"
+    return (f"- **{'met' if m <= q else 'not met'}**: {name}: {fmt(m)} exits against QEMU "
+            f"{fmt(q)} (ratio {ratio(m, q)})")
+
+
+COST_OPERATIONS = ("doorbell", "msg64-poll", "msg64-irq", "mib-poll", "mib-irq", "portio-byte",
+                   "portio-page", "boot")
+# (column, minivmm's metric, QEMU's metric). QEMU reports no exits to its userspace of its
+# own: KVM's count of the MMIO exits it handed to QEMU stands in.
+COST_COUNTERS = (("exits", "exits", "exits"),
+                 ("userspace", "userspace_exits", "mmio_exits"),
+                 ("emulated", "insn_emulation", "insn_emulation"),
+                 ("halts", "halt_exits", "halt_exits"),
+                 ("injections", "irq_injections", "irq_injections"))
+COUNT_UNIT_PREFIX = "count_per_"
+
+
+def in_cost_section(row):
+    # minivmm's mmio_exits are in there too: its userspace_exits include them.
+    known = {metric for _, *metrics in COST_COUNTERS for metric in metrics} | {"wall_s"}
+    return row.channel == "cost" and row.direction in COST_OPERATIONS and row.metric in known
+
+
+def cost_table(rows, operations, counters):
+    """minivmm, QEMU and minivmm/QEMU for each counter, one line per operation."""
+    lines = []
+    for op in operations:
+        unit = next(r.unit for r in rows
+                    if r.direction == op and r.unit.startswith(COUNT_UNIT_PREFIX))
+        line = [f"{op}, per {unit[len(COUNT_UNIT_PREFIX):].replace('_', ' ')}"]
+        for _, minivmm_metric, qemu_metric in counters:
+            m = lookup(rows, vmm="minivmm", direction=op, metric=minivmm_metric)
+            q = lookup(rows, vmm="qemu", direction=op, metric=qemu_metric)
+            line += [fmt(m), fmt(q), ratio(m, q)]
+        lines.append(line)
+    header = ["operation, per VM"]
+    for column, _, _ in counters:
+        header += [f"{column} minivmm", f"{column} QEMU", "minivmm/QEMU"]
+    return md_table(header, lines)
+
+
+def cost_section(rows):
+    md = ["## What each operation costs in VM exits", ""]
+    md += ["Counted, not timed: how many exits an operation takes does not depend on how fast "
+           "the emulator runs, and every exit is a cost that real hardware pays (a world "
+           "switch, more when it reaches the VMM's userspace).", ""]
+    cost = [r for r in rows if r.channel == "cost"]
+    counted = [op for op in COST_OPERATIONS
+               if any(r.direction == op and r.unit.startswith(COUNT_UNIT_PREFIX) for r in cost)]
+    if not counted:
+        return md + ["Not measured: no exit-cost rows (tests/bench/exit-cost.sh writes them).", ""]
+    md += ["Per operation and per VM, the mean of a pair's two VMs, from the KVM host's debugfs "
+           "counters for both VMMs. msg64: one 64-byte message echoed back plus one streamed; "
+           "-poll and -irq: the receiver polls or waits for an interrupt; portio: minivmm's "
+           "port I/O channel, which QEMU does not have; boot: from VM creation to the guest's "
+           "/init. Userspace: for minivmm every exit that reached its userspace, port and MMIO "
+           "(its own --stats); for QEMU, KVM's mmio_exits, the MMIO exits handed to QEMU's "
+           "userspace (port I/O exits are not in it). Emulated: instructions KVM emulated.", ""]
+    # Fifteen value columns do not read as one table: the exits, then what they were.
+    md += [cost_table(cost, counted, COST_COUNTERS[:2]), "",
+           cost_table(cost, counted, COST_COUNTERS[2:]), ""]
+    missing = [op for op in COST_OPERATIONS if op not in counted]
+    if missing:
+        md += [f"Not measured: {', '.join(missing)} (no exit-cost rows).", ""]
+    m = lookup(cost, vmm="minivmm", direction="boot", metric="wall_s")
+    q = lookup(cost, vmm="qemu", direction="boot", metric="wall_s")
+    if m is None and q is None:
+        md += ["Boot wall clock: not measured (no wall_s rows).", ""]
+    else:
+        md += [f"Boot wall clock, VM creation to /init (timed, unlike the counts): minivmm "
+               f"{fmt(m)} s, QEMU {fmt(q)} s, minivmm/QEMU {ratio(m, q)}.", ""]
+    return md
+
+
 def comparison_table(rows, host_label):
     """minivmm against QEMU and the physical limit, for every minivmm↔minivmm row."""
     lines = []
@@ -263,28 +347,75 @@ def run_gnuplot(script, workdir):
     return True
 
 
-def plot_throughput(series, out_dir, tmp):
-    plots, sizes = [], sorted({s for pts in series.values() for s, _ in pts if s > 0})
-    for i, (key, points) in enumerate(series.items()):
-        data = os.path.join(tmp, f"tp{i}.dat")
-        with open(data, "w") as f:
-            f.writelines(f"{s} {v}\n" for s, v in points if s > 0 and v > 0)
-        plots.append(f"{gp_quote(data)} using 1:2 with linespoints pt 7 ps 0.7 lw 2 title {gp_quote(' '.join(key))}")
-    if not plots:
+THROUGHPUT_TITLE = "Throughput by transfer size, one panel per channel: minivmm, QEMU, host memcpy"
+# The same colour for a VMM pair in every panel, so minivmm and QEMU are found at a glance;
+# a pair's directions differ by point type.
+PAIR_COLOURS = {"minivmm↔minivmm": "#1f77b4", "qemu↔qemu": "#d62728"}
+MIXED_PAIR_COLOUR = "#2ca02c"
+POINT_TYPES = (7, 5, 9, 11, 13, 4, 6, 8)
+HOST_LIMIT_STYLE = "lc rgb '#555555' dt 2 lw 2 pt 1"
+PANEL_COLUMNS = 2
+KEY_MARGIN_CHARS = 36
+
+
+def plot_throughput(series, host_label, out_dir, tmp):
+    """Small multiples: one panel per channel, its VMM pairs against host memcpy."""
+    def drawable(points):
+        return [(s, v) for s, v in points if s > 0 and v > 0]
+
+    # Without a label to choose by, every place's memcpy is drawn, each named.
+    limits = [(where, drawable(points)) for (channel, where, _), points in series.items()
+              if channel == "host" and host_label in (None, where) and drawable(points)]
+    panels = OrderedDict()
+    for (channel, pair, direction), points in series.items():
+        if channel != "host" and drawable(points):
+            panels.setdefault(channel, []).append((pair, direction, drawable(points)))
+    if not panels:
         return None
-    xtics = ", ".join(f"{gp_quote(size_label(s))} {s}" for s in sizes)
-    script = f"""set terminal svg size 900,500 noenhanced font 'sans,11' background rgb 'white'
-set output {gp_quote(os.path.join(out_dir, 'throughput.svg'))}
-set title 'Throughput by transfer size and channel'
-set logscale xy
-set xtics ({xtics})
-set xlabel 'transfer size'
-set ylabel 'MB/s (10^6 bytes/s)'
-set grid
-set key outside right top
-plot {', '.join(plots)}
-"""
-    return "throughput.svg" if run_gnuplot(script, tmp) else None
+    every_point = [p for panel in panels.values() for _, _, pts in panel for p in pts] + \
+                  [p for _, pts in limits for p in pts]
+    sizes = sorted({s for s, _ in every_point})
+    values = [v for _, v in every_point]
+    columns = min(len(panels), PANEL_COLUMNS)
+    rows = math.ceil(len(panels) / columns)
+    data_files = itertools.count()
+
+    def clause(points, style, title):
+        data = os.path.join(tmp, f"tp{next(data_files)}.dat")
+        with open(data, "w") as f:
+            f.writelines(f"{s} {v}\n" for s, v in points)
+        return f"{gp_quote(data)} using 1:2 with linespoints {style} title {gp_quote(title)}"
+
+    script = [f"set terminal svg size {760 * columns},{400 * rows} noenhanced font 'sans,11' "
+              "background rgb 'white'",
+              f"set output {gp_quote(os.path.join(out_dir, 'throughput.svg'))}",
+              f"set multiplot layout {rows},{columns} title {gp_quote(THROUGHPUT_TITLE)}",
+              "set logscale xy",
+              # One scale for every panel, or the panels would not compare.
+              f"set xrange [{sizes[0] / 2}:{sizes[-1] * 2}]",
+              f"set yrange [{min(values) / 2}:{max(values) * 2}]",
+              "set xtics (" + ", ".join(f"{gp_quote(size_label(s))} {s}" for s in sizes) + ")",
+              "set xlabel 'transfer size'",
+              "set ylabel 'MB/s (10^6 bytes/s)'",
+              "set grid",
+              # Beside the plot, where it hides no data, in a margin of fixed width: every
+              # panel's plot area has the same size.
+              "set key outside right top font ',9'",
+              f"set rmargin {KEY_MARGIN_CHARS}"]
+    for channel, panel in panels.items():
+        lines_of_pair = defaultdict(int)
+        plots = []
+        for pair, direction, points in panel:
+            point_type = POINT_TYPES[lines_of_pair[pair] % len(POINT_TYPES)]
+            lines_of_pair[pair] += 1
+            colour = PAIR_COLOURS.get(pair, MIXED_PAIR_COLOUR)
+            plots.append(clause(points, f"lc rgb '{colour}' lw 2 pt {point_type} ps 0.8",
+                                f"{pair} {direction}"))
+        plots += [clause(points, HOST_LIMIT_STYLE, f"host memcpy ({where})")
+                  for where, points in limits]
+        script += [f"set title {gp_quote(channel)}", "plot " + ", ".join(plots)]
+    script.append("unset multiplot")
+    return "throughput.svg" if run_gnuplot("\n".join(script) + "\n", tmp) else None
 
 
 def plot_latency(samples, out_dir, tmp):
@@ -328,12 +459,15 @@ def render(rows, bad, env, csv_names, out_dir):
                "absolute times are an emulator's and compare only with each other, within "
                "this run; the host limits measured there are the ones the goals use.", ""]
 
+    md += ["## Goals", ""]
+    md += [goal_shm(summary, host_label), goal_doorbell(summary),
+           goal_doorbell_exits(summary), goal_portio(summary), ""]
+
+    md += cost_section(summary)
+
     md += ["## Machine and environment", ""]
     md += [md_table(["", ""], [[k, v.replace("|", "/")] for k, v in env.items() if k != "note"])
            if env else "Not recorded (no environment file given).", ""]
-
-    md += ["## Goals", ""]
-    md += [goal_shm(summary, host_label), goal_doorbell(summary), goal_portio(summary), ""]
 
     md += ["## minivmm against QEMU and the physical limit", ""]
     lines = comparison_table(summary, host_label)
@@ -384,7 +518,8 @@ def render(rows, bad, env, csv_names, out_dir):
         md += ["Not measured: no `layer_*` rows in this run.", ""]
 
     known = ("throughput_MBps", "rtt_p50_us", "rtt_p99_us", "msgs_per_s", "bytes_per_exit")
-    other = [r for r in summary if r.metric not in known and not r.metric.startswith("layer_")]
+    other = [r for r in summary if r.metric not in known and not r.metric.startswith("layer_")
+             and not in_cost_section(r)]
     portio = [r for r in summary if r.metric == "bytes_per_exit"]
     if other or portio:
         md += ["## Other measurements", ""]
@@ -395,9 +530,9 @@ def render(rows, bad, env, csv_names, out_dir):
     md += ["## Plots", ""]
     if shutil.which("gnuplot"):
         with tempfile.TemporaryDirectory() as tmp:
-            made = [plot_throughput(series, out_dir, tmp),
+            made = [plot_throughput(series, host_label, out_dir, tmp),
                     plot_latency(latency_samples(rows), out_dir, tmp)]
-        titles = {"throughput.svg": "Throughput by size and channel",
+        titles = {"throughput.svg": THROUGHPUT_TITLE,
                   "latency-cdf.svg": "Round-trip latency distribution"}
         made = [m for m in made if m]
         md += [f"![{titles[m]}]({m})" for m in made] or ["No data to plot."]

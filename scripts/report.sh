@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The performance report in one command: installs what is missing, builds, measures the
 # physical limits on this machine, runs every benchmark and the tiny guests' exit and
-# data-path measurements (ctest -L 'bench|kvm': the VMs run
-# directly on a VT-x/AMD-V host, else inside the emulated KVM host, and the limits are
-# measured again there, in the same run), then renders the Markdown report and its plots
-# with scripts/report-render.py.
+# data-path measurements (ctest -L 'bench|kvm', one test at a time, a progress line before
+# and after each: the VMs run directly on a VT-x/AMD-V host, else inside the emulated KVM
+# host, and the limits are measured again there, in the same run), then renders the
+# Markdown report and its plots with scripts/report-render.py.
 #
 # Usage: scripts/report.sh [--quick] [--out DIR]
 #   --quick   small sizes and counts, to try it out (a few minutes in the emulated host)
@@ -71,7 +71,26 @@ fi
 
 status=0
 echo "report: benchmarks and tiny guests (ctest -L 'bench|kvm'; sizes $MINIVMM_BENCH_SIZES, $MINIVMM_BENCH_PINGS round trips, $MINIVMM_BENCH_BOOT_RUNS boot runs)"
-(cd "$build" && ctest --output-on-failure -L 'bench|kvm') || status=1
+# One ctest run per test, so that a run of a quarter of an hour says where it is.
+mapfile -t bench_tests < <(cd "$build" && ctest -N -L 'bench|kvm' | sed -n 's/^ *Test *#[0-9]*: //p')
+[ ${#bench_tests[@]} -gt 0 ] || { echo "report: ctest lists no bench or kvm tests in $build" >&2; status=1; }
+step=0
+step_log=$(mktemp)
+trap 'rm -f "$step_log"' EXIT
+for name in "${bench_tests[@]}"; do
+    step=$((step + 1))
+    echo "report: [$step/${#bench_tests[@]}] $name started $(date +%T)"
+    step_started=$SECONDS
+    # The name is a regular expression to ctest: its dots must match only dots.
+    if (cd "$build" && ctest --output-on-failure -R "^${name//./\\.}\$") | tee "$step_log"; then
+        # ctest counts a skipped test (no KVM path, say) as no failure: say so all the same.
+        result=passed
+        grep -q '\*\*\*Skipped' "$step_log" && result=skipped
+    else
+        result=FAILED status=1
+    fi
+    echo "report: [$step/${#bench_tests[@]}] $name $result in $((SECONDS - step_started)) s"
+done
 
 {
     echo "date=$started"
