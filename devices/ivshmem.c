@@ -372,12 +372,18 @@ static void map_bar_memory(struct ivshmem *dev, unsigned bar, void *host, uint64
     }
 }
 
-static void bind_all(struct ivshmem *dev, bool pio, bool bind)
+/* A doorbell BAR (BAR0 for memory writes, BAR5 for the port) was mapped or unmapped: every
+ * present peer's doorbells follow it. An unmap keeps the old base, which the unbinds need. */
+static void doorbell_space_mapped(struct ivshmem *dev, bool pio, bool *is_mapped, uint64_t *where,
+                                  uint64_t base, bool mapped)
 {
+    if (mapped)
+        *where = base;
+    *is_mapped = mapped;
     for (unsigned i = 0; i < IVSHMEM_MAX_PEERS; i++) {
         if (!dev->peers[i].present)
             continue;
-        if (bind)
+        if (mapped)
             peer_bind_space(dev, &dev->peers[i], pio);
         else
             peer_unbind_space(dev, &dev->peers[i], pio);
@@ -391,16 +397,10 @@ static void ivshmem_on_map(void *owner, unsigned bar, uint64_t base, bool mapped
     pthread_mutex_lock(&dev->lock);
     switch (bar) {
     case IVSHMEM_BAR_REGS:
-        if (mapped)
-            dev->bar0_base = base;
-        dev->bar0_mapped = mapped;
-        bind_all(dev, false, mapped);
+        doorbell_space_mapped(dev, false, &dev->bar0_mapped, &dev->bar0_base, base, mapped);
         break;
     case IVSHMEM_BAR_PORT:
-        if (mapped)
-            dev->port_base = base;
-        dev->port_mapped = mapped;
-        bind_all(dev, true, mapped);
+        doorbell_space_mapped(dev, true, &dev->port_mapped, &dev->port_base, base, mapped);
         break;
     case IVSHMEM_BAR_SHM:
         map_bar_memory(dev, bar, dev->shm, dev->shm_size, &dev->shm_mapped, &dev->shm_base, base,
