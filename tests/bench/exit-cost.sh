@@ -104,7 +104,7 @@ run_pair() { # vmm
             counts[$vmm.$role.$mark]=$(kvm_debugfs_counts "$pid") ||
                 die "$vmm $role: no debugfs counters for process $pid"
             if [ "$vmm" = minivmm ]; then
-                stats[$role.$mark]=$(minivmm_stats_counts "$pid" "$logs/$vmm-$role") ||
+                stats[$vmm.$role.$mark]=$(minivmm_stats_counts "$pid" "$logs/$vmm-$role") ||
                     die "minivmm $role: no --stats line after SIGUSR1"
             fi
         done
@@ -131,19 +131,16 @@ run_pair qemu
 # prints the value, or "-" where the operation did not run on that VMM.
 cost() { # vmm op stat [instrument: counts (debugfs, default) or stats (minivmm's --stats)]
     local -n source=${4:-counts}
-    local prefix=$1.
-    [ "${4:-counts}" = stats ] && prefix=''
     local spec name small large before n unit role total=0
     for spec in "${ops[@]}"; do
         read -r name small large before n unit <<<"$spec"
         [ "$name" = "$2" ] && break
     done
-    [ -n "${source[${prefix}driver.$large]:-}" ] || { echo -; return; }
-    [ -n "$(count_of "${source[${prefix}driver.$large]}" "$3")" ] || { echo -; return; }
+    [ -n "${source[$1.driver.$large]:-}" ] || { echo -; return; }
+    [ -n "$(count_of "${source[$1.driver.$large]}" "$3")" ] || { echo -; return; }
     for role in driver responder; do
-        local c_before=${source[$prefix$role.$before]} c_small=${source[$prefix$role.$small]} \
-            c_large=${source[$prefix$role.$large]}
-        total=$((total + $(count_delta "$c_small" "$c_large" "$3") - $(count_delta "$c_before" "$c_small" "$3")))
+        total=$((total + $(count_marginal "${source[$1.$role.$before]}" \
+            "${source[$1.$role.$small]}" "${source[$1.$role.$large]}" "$3")))
     done
     awk -v t="$total" -v n="$n" 'BEGIN { printf "%.2f", t / n / 2 }'
 }
@@ -185,8 +182,8 @@ columns="exits mmio_exits insn_emulation halt_exits irq_injections"
         line+=" | $m | $q"
         case $stat in exits | insn_emulation) line+=" | $(ratio "$m" "$q")" ;; esac
     done
-    u_io=$(count_of "${stats[driver.start]}" userspace_io_exits)
-    u_mmio=$(count_of "${stats[driver.start]}" userspace_mmio_exits)
+    u_io=$(count_of "${stats[minivmm.driver.start]}" userspace_io_exits)
+    u_mmio=$(count_of "${stats[minivmm.driver.start]}" userspace_mmio_exits)
     u=-
     if [ -n "$u_io" ] && [ -n "$u_mmio" ]; then
         u=$((u_io + u_mmio))
@@ -207,7 +204,7 @@ echo " userspace: minivmm ${boot_s[minivmm]} s, QEMU ${boot_s[qemu]} s, ratio $(
 for role in driver responder; do
     worst=0
     for mark in "${marks_common[@]}" "${marks_portio[@]}"; do
-        ours=$(count_of "${stats[$role.$mark]}" exits)
+        ours=$(count_of "${stats[minivmm.$role.$mark]}" exits)
         host=$(count_of "${counts[minivmm.$role.$mark]}" exits)
         gap=$((host - ours))
         [ "$gap" -lt 0 ] && gap=$((-gap))

@@ -71,7 +71,7 @@ window() {
 }
 # marginal VM SMALL-FROM SMALL-TO LARGE-TO STAT: the large window's growth minus the small's.
 marginal() {
-    echo $(($(window "$1" "$3" "$4" "$5") - $(window "$1" "$2" "$3" "$5")))
+    count_marginal "${stats[$1.$2]}" "${stats[$1.$3]}" "${stats[$1.$4]}" "$5"
 }
 
 columns="exits io_exits halt_exits irq_injections insn_emulation pf_taken userspace_io_exits userspace_mmio_exits"

@@ -56,6 +56,12 @@ count_delta() { # before after name
     echo $(($(count_of "$2" "$3") - $(count_of "$1" "$3")))
 }
 
+# What the large of two runs costs beyond the small one: NAME's growth from SMALL to LARGE
+# minus its growth from BEFORE to SMALL (three snapshot lines, each run ending at a mark).
+count_marginal() { # before small large name
+    echo $(($(count_delta "$2" "$3" "$4") - $(count_delta "$1" "$2" "$4")))
+}
+
 # x / n with two decimals, for "per operation" figures.
 per_op() { # x n
     awk -v x="$1" -v n="$2" 'BEGIN { printf "%.2f", n ? x / n : 0 }'
