@@ -95,6 +95,11 @@ expect_contains "$rejoiner_out" "the storm was still running when the transfer e
     "the transfer did not wait for the storm to end"
 expect_matches "$rejoiner_out" "shm-doorbell-storm: [1-9][0-9]{3,} doorbells rung" \
     "the storm rang thousands of doorbells"
+for vm in creator survivor newcomer rejoiner; do
+    # A storm must slow a guest, never stall it: the kernel reports a stall of 21 s or more.
+    expect_no_match "$(cat "$logs/$vm")" "rcu: INFO|detected stall|soft lockup|blocked for more than" \
+        "$vm: its kernel reported no stall"
+done
 expect_status 0 "$survivor_status" "the survivor's VMM and guest"
 expect_status 0 "$rejoiner_status" "the restarted VM"
 finish

@@ -73,6 +73,9 @@ describe_console() { # name <console
         echo "--- $1: the guest triple-faulted" >&2
     elif grep -q "Kernel panic" <<<"$text"; then
         echo "--- $1: the guest kernel panicked" >&2
+    elif grep -qE "rcu: INFO|detected stall|soft lockup|blocked for more than" <<<"$text"; then
+        echo "--- $1: the guest kernel reported a stall:" >&2
+        grep -m3 -E "rcu: INFO|detected stall|soft lockup|blocked for more than" <<<"$text" >&2
     fi
 }
 
@@ -90,6 +93,11 @@ expect_lacks() { # haystack needle what
 
 expect_matches() { # haystack extended-regex what
     if grep -qE -- "$2" <<<"$1"; then pass "$3"; else fail "$3: output does not match /$2/"; fi
+}
+
+expect_no_match() { # haystack extended-regex what
+    local line
+    if line=$(grep -m1 -E -- "$2" <<<"$1"); then fail "$3: output has '$line'"; else pass "$3"; fi
 }
 
 # Guest tests need a KVM that boots Linux: this machine's own (VT-x/AMD-V) or the emulated
