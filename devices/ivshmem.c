@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "common/log.h"
 
 static void close_fds(const int *fds, unsigned n)
 {

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/log.h"
+#include "common/log.h"
 
 static uint32_t load32(const void *p)
 {

@@ -4,9 +4,9 @@
 #include <string.h>
 
 /* LAYOUT_PCI_MMIO32_START is defined as PCI_HOLE_START, which lives in guest_ram.h. */
+#include "common/log.h"
 #include "vmm/guest_ram.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
 
 /* 0xCF8 latch: enable (31), extended register (27:24, AMD style), bus (23:16), device
  * (15:11), function (10:8), register (7:2). Reserved bits read back as 0. */

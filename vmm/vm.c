@@ -15,12 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "vmm/boot_msrs.h"
 #include "vmm/cpuid.h"
 #include "vmm/exit_codes.h"
 #include "vmm/exit_dispatch.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
 #include "vmm/long_mode.h"
 #include "vmm/mptable.h"
 
