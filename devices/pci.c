@@ -3,10 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-/* LAYOUT_PCI_MMIO32_START is defined as PCI_HOLE_START, which lives in guest_ram.h. */
 #include "common/log.h"
-#include "vmm/guest_ram.h"
-#include "vmm/layout.h"
 
 /* 0xCF8 latch: enable (31), extended register (27:24, AMD style), bus (23:16), device
  * (15:11), function (10:8), register (7:2). Reserved bits read back as 0. */
@@ -456,14 +453,6 @@ static void pci_data_io(void *owner, uint64_t offset, void *data, uint32_t size,
 int pci_bus_init(struct pci_bus *bus, struct bus *pio, struct bus *mmio,
                  const struct pci_windows *windows)
 {
-    static const struct pci_windows layout = {
-        .io_start = LAYOUT_PCI_IO_START,
-        .io_end = LAYOUT_PCI_IO_END,
-        .mmio32_start = LAYOUT_PCI_MMIO32_START,
-        .mmio32_end = LAYOUT_PCI_MMIO32_END,
-        .mmio64_start = LAYOUT_PCI_MMIO64_START,
-        .mmio64_end = LAYOUT_PCI_MMIO64_END,
-    };
     static const struct pci_device_info host_bridge = {
         .vendor_id = PCI_HOST_BRIDGE_VENDOR,
         .device_id = PCI_HOST_BRIDGE_DEVICE,
@@ -473,9 +462,8 @@ int pci_bus_init(struct pci_bus *bus, struct bus *pio, struct bus *mmio,
     int err;
 
     memset(bus, 0, sizeof(*bus));
-    if (!windows)
-        windows = &layout;
-    if (windows->io_start > windows->io_end || windows->mmio32_start > windows->mmio32_end ||
+    if (!windows || windows->io_start > windows->io_end ||
+        windows->mmio32_start > windows->mmio32_end ||
         windows->mmio64_start > windows->mmio64_end || windows->io_end > IO_SPACE_SIZE ||
         windows->mmio32_end > (1ull << 32))
         return -EINVAL;

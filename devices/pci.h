@@ -170,9 +170,10 @@ struct pci_bus {
 };
 
 /* Sets up bus 0 with the host bridge in slot 0 and registers 0xCF8-0xCFF on pio. windows
- * NULL means the LAYOUT_PCI_* windows of vmm/layout.h. pio and mmio must outlive the PCI
- * bus. Returns 0, -EINVAL (a window with start > end, I/O past 64 KiB or the 32-bit window
- * past 4 GiB), -EEXIST (ports taken) or -errno. */
+ * is the caller's memory map (the VMM passes LAYOUT_PCI_WINDOWS of vmm/layout.h); it is
+ * copied. pio and mmio must outlive the PCI bus. Returns 0, -EINVAL (windows NULL, a window
+ * with start > end, I/O past 64 KiB or the 32-bit window past 4 GiB), -EEXIST (ports taken)
+ * or -errno. */
 int pci_bus_init(struct pci_bus *bus, struct bus *pio, struct bus *mmio,
                  const struct pci_windows *windows);
 

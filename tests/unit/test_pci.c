@@ -13,6 +13,7 @@
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "support/pci_guest.h"
+#include "support/pci_windows.h"
 
 #define IO_START     0xC000ull
 #define IO_END       0x10000ull
@@ -153,7 +154,7 @@ static void fixture_free(struct fixture *f)
 /* Fixture with the test device plugged in (slot 1). */
 static int setup_dev(void **state)
 {
-    struct fixture *f = fixture_new(NULL);
+    struct fixture *f = fixture_new(TEST_PCI_WINDOWS);
     testdev_init(f, &f->dev, true);
     assert_int_equal(pci_bus_add_device(&f->pci, &f->dev.pci), 0);
     *state = f;
@@ -174,7 +175,7 @@ static int teardown_dev(void **state)
 
 static int setup_bare(void **state)
 {
-    *state = fixture_new(NULL);
+    *state = fixture_new(TEST_PCI_WINDOWS);
     return 0;
 }
 
@@ -770,6 +771,7 @@ static void test_bad_windows(void **state)
     struct pci_bus bus;
     struct pci_windows w = {0xC000, 0x10000, 0xC0000000, 0xFEC00000, 1ull << 38, 1ull << 39};
 
+    assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, NULL), -EINVAL);
     w.io_end = 0x10004;
     assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, &w), -EINVAL);
     w.io_end = 0x10000;
@@ -779,7 +781,7 @@ static void test_bad_windows(void **state)
     w.mmio64_start = w.mmio64_end + 1;
     assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, &w), -EINVAL);
     /* The config ports belong to the first PCI bus on this port bus. */
-    assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, NULL), -EEXIST);
+    assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, TEST_PCI_WINDOWS), -EEXIST);
     assert_int_equal(f->pio.count, 2);
 }
 
@@ -807,7 +809,7 @@ static void test_slots_run_out(void **state)
         testdev_destroy(&devs[i]);
     }
     /* Re-init so the teardown has something to destroy. */
-    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, NULL), 0);
+    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, TEST_PCI_WINDOWS), 0);
 }
 
 static void test_bad_bar_descriptions(void **state)
