@@ -42,7 +42,7 @@ static int via_ioperm(uint32_t status, char *why, size_t size)
     struct sigaction catch = {.sa_handler = on_fault}, old_segv, old_bus;
     volatile int faulted = 0;
 
-    if (ioperm(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_SIZE, 1) != 0) {
+    if (ioperm(DEBUG_EXIT_PORT, DEBUG_EXIT_NUM_PORTS, 1) != 0) {
         snprintf(why, size, "ioperm(0x%x): %s%s", DEBUG_EXIT_PORT, strerror(errno),
                  errno == EPERM ? " (needs root)" : "");
         return -1;

@@ -1,6 +1,6 @@
 /*
  * The wire format of libivc's port I/O backend (ivc_portio.c) on the byte stream that the
- * port I/O channel device carries from one peer to another (guest-apps/portio_regs.h).
+ * port I/O channel device carries from one peer to another (abi/portio_regs.h).
  *
  * The stream is a sequence of frames: a 16-byte header (struct ivc_pio_hdr, little
  * endian), `len` payload bytes and zeros up to a multiple of 4 (IVC_PIO_PADDED), so that

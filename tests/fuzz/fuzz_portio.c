@@ -181,7 +181,7 @@ static void model_control(struct harness *h, struct guest *g, uint32_t value)
         q->tail = q->head;
 }
 
-/* The broker's portio_channel_set_present(), and the partner rules of portio_regs.h: the
+/* The broker's portio_channel_set_present(), and the partner rules of docs/portio.md: the
  * partner present at selection, or the first to appear after it, is the one; once it
  * leaves, PEER_GONE holds until PEER is written. */
 static void model_presence(struct harness *h, unsigned int id, bool present)
