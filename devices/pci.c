@@ -169,7 +169,6 @@ static void pci_unmap_all(struct pci_device *dev)
 int pci_device_init(struct pci_device *dev, const struct pci_device_info *info, const char *name,
                     void *owner, pci_on_map_fn on_map, pci_config_written_fn config_written)
 {
-    pthread_mutexattr_t attr;
     int err;
 
     memset(dev, 0, sizeof(*dev));
@@ -179,13 +178,7 @@ int pci_device_init(struct pci_device *dev, const struct pci_device_info *info, 
     dev->config_written = config_written;
     dev->cap_free = PCI_CAP_START;
 
-    if ((err = pthread_mutexattr_init(&attr)))
-        return -err;
-    err = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-    if (!err)
-        err = pthread_mutex_init(&dev->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
-    if (err)
+    if ((err = pthread_mutex_init(&dev->lock, NULL)))
         return -err;
 
     uint8_t *c = dev->config;
@@ -348,12 +341,17 @@ void pci_config_set_w1c(struct pci_device *dev, uint32_t offset, uint32_t size, 
     pthread_mutex_unlock(&dev->lock);
 }
 
-uint32_t pci_config_read(struct pci_device *dev, uint32_t offset, uint32_t size)
+uint32_t pci_config_read_locked(struct pci_device *dev, uint32_t offset, uint32_t size)
 {
     if (!config_access_ok(offset, size))
         return 0xFFFFFFFFu;
+    return get_le(&dev->config[offset], size);
+}
+
+uint32_t pci_config_read(struct pci_device *dev, uint32_t offset, uint32_t size)
+{
     pthread_mutex_lock(&dev->lock);
-    uint32_t v = get_le(&dev->config[offset], size);
+    uint32_t v = pci_config_read_locked(dev, offset, size);
     pthread_mutex_unlock(&dev->lock);
     return v;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -46,6 +47,7 @@ struct testdev {
     uint64_t io_hits[PCI_NUM_BARS];
     uint32_t written_offset, written_size;
     unsigned written_calls;
+    uint32_t written_command; /* COMMAND as the hook read it */
 };
 
 struct bar_tag {
@@ -77,6 +79,8 @@ static void testdev_on_map(void *owner, unsigned bar, uint64_t base, bool mapped
 static void testdev_config_written(void *owner, uint32_t offset, uint32_t size)
 {
     struct testdev *d = owner;
+    /* The hook runs with the pci_device lock held: only the _locked reader may be used. */
+    d->written_command = pci_config_read_locked(&d->pci, PCI_COMMAND, 2);
     d->written_offset = offset;
     d->written_size = size;
     d->written_calls++;
@@ -704,6 +708,20 @@ static void test_config_written_hook(void **state)
     assert_int_equal(f->dev.written_calls, calls + 2);
 }
 
+/* The hook reads its own config space through pci_config_read_locked() and sees the write
+ * that called it; the device mutex is not recursive, so taking it again would hang here. */
+static void test_config_written_hook_reads_config(void **state)
+{
+    struct fixture *f = *state;
+
+    alarm(10);
+    pci_guest_write(&f->pio, 1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    assert_int_equal(f->dev.written_command, PCI_COMMAND_MEMORY);
+    pci_guest_write(&f->pio, 1, PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+    assert_int_equal(f->dev.written_command, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+    alarm(0);
+}
+
 /* ---- firmware-style assignment limits ---- */
 
 static void test_assignment_out_of_window(void **state)
@@ -972,6 +990,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_fields, setup_dev, teardown_dev),
         cmocka_unit_test_setup_teardown(test_status_w1c, setup_bare, teardown_bare),
         cmocka_unit_test_setup_teardown(test_capability_list, setup_bare, teardown_bare),
+        cmocka_unit_test_setup_teardown(test_config_written_hook_reads_config, setup_dev,
+                                        teardown_dev),
         cmocka_unit_test_setup_teardown(test_config_written_hook, setup_dev, teardown_dev),
         cmocka_unit_test(test_assignment_out_of_window),
         cmocka_unit_test_setup_teardown(test_bad_windows, setup_bare, teardown_bare),
