@@ -1,8 +1,8 @@
 /*
- * Guest side of the debug-exit port (see debug_exit.h).
+ * Guest side of the debug-exit port (abi/debug_exit.h).
  *
  * Two ways to reach the port from a Linux guest:
- * - ioperm() + outl from user mode, as the contract was first written. Under nested KVM in
+ * - ioperm() + outl from user mode, the direct way. Under nested KVM in
  *   QEMU's TCG emulator (the emulated KVM host, tests/kvm-host/) the user-mode OUT faults
  *   with #GP -> SIGSEGV although ioperm() succeeded: TCG's I/O-permission check
  *   (helper_check_io) accepts only an "available" TSS type in TR, most likely not what the

@@ -268,8 +268,8 @@ static void test_partner_absent_at_selection_binds_on_arrival(void **state)
     assert_true(in32(&f->a, PORTIO_REG_STATUS) & PORTIO_STATUS_PEER_GONE);
 }
 
-/* Found by fuzz_portio: the partner that appeared after selection and left again before the
- * guest looked was forgotten, and the next VM with that ID was taken for it. */
+/* A partner that appears after selection and leaves again before the guest looks is still
+ * gone: the next VM with that ID is not taken for it. */
 static void test_partner_that_came_and_went_unseen_is_gone(void **state)
 {
     struct portio_pair *f = *state;
@@ -285,8 +285,7 @@ static void test_partner_that_came_and_went_unseen_is_gone(void **state)
     assert_int_equal(in32(&f->a, PORTIO_REG_TX_SPACE), PORTIO_RING_BYTES);
 }
 
-/* Found by fuzz_portio: PEER_GONE holds "until PEER is written again", a value that selects
- * nobody included. */
+/* PEER_GONE holds "until PEER is written again", a value that selects nobody included. */
 static void test_any_peer_write_clears_peer_gone(void **state)
 {
     struct portio_pair *f = *state;
@@ -457,8 +456,8 @@ static void test_a_signal_ends_a_wait(void **state)
     sigaction(SIGRTMIN, &old, NULL);
 }
 
-/* Found by fuzz_portio: a rep ins on WAIT_RX slept for every element, so one exit held the
- * vCPU up to count * PORTIO_WAIT_MAX_MS, and a kick ended only one of those sleeps. */
+/* A rep ins on WAIT_RX waits once for the whole string, not once per element: one exit
+ * holds the vCPU at most PORTIO_WAIT_MAX_MS. */
 static void test_rep_ins_on_a_wait_register_waits_once(void **state)
 {
     struct portio_pair *f = *state;
