@@ -1,5 +1,11 @@
 /* An address space that devices claim ranges of: one instance for port I/O, one for MMIO.
- * The vCPU exit dispatcher routes each access here; devices never see the vCPU loop. */
+ * The vCPU exit dispatcher routes each access here; devices never see the vCPU loop.
+ *
+ * Concurrency: accesses from any number of threads look ranges up in parallel (a read
+ * lock, taken only for the lookup); register/unregister take it for writing. A callback
+ * runs with no bus lock held, on a copy of its range: bus_unregister() does not wait for
+ * callbacks in flight, so an owner must stay valid after its range is gone and cope with
+ * an access that was looked up just before a move (devices serialise on their own locks). */
 #pragma once
 
 #include <pthread.h>
@@ -28,7 +34,7 @@ struct bus_range {
 
 struct bus {
     const char *name;
-    pthread_mutex_t lock;
+    pthread_rwlock_t lock;    /* ranges, count, capacity */
     struct bus_range *ranges; /* sorted by base, never overlapping */
     size_t count;
     size_t capacity;
@@ -52,7 +58,7 @@ int bus_unregister(struct bus *bus, uint64_t base, void *owner);
 int bus_set_string_io(struct bus *bus, uint64_t base, void *owner, bus_string_fn string_io);
 
 /* Performs one access. The callback runs without the bus lock held, so it may itself
- * register or unregister ranges (a PCI COMMAND write mapping a BAR). An access no range
+ * register or unregister ranges (a PCI COMMAND write mapping a BAR). Any thread. An access no range
  * claims reads as all ones, is dropped on write, is counted, and returns false. An access
  * that straddles the end of a range is unclaimed too. */
 bool bus_access(struct bus *bus, uint64_t addr, void *data, uint32_t size, bool is_write);

@@ -1,15 +1,12 @@
-/* The debug-exit port: a guest ends the machine with an exit status by writing it here,
- * as kvm-unit-tests do with outl(code, 0xf4). The status is the low byte of the value
- * written, whatever the access width and whichever of the four ports is written. */
+/* The debug-exit port (abi/debug_exit.h): a guest write ends the machine with the low byte
+ * of the value written as its status. */
 #pragma once
 
 #include <stdint.h>
 
+#include "abi/debug_exit.h"
 #include "devices/bus.h"
 #include "devices/device.h"
-
-#define DEBUG_EXIT_PORT      0xf4
-#define DEBUG_EXIT_NUM_PORTS 4
 
 struct debug_exit {
     struct bus *pio;

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "vmm/log.h"
+#include "common/log.h"
 
 #define STR_OBF    0x01
 #define STR_SYS    0x04 /* mirrors the command byte's system flag */

@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "common/log.h"
 
 static void close_fds(const int *fds, unsigned n)
 {
@@ -65,7 +65,7 @@ static uint64_t peers_bitmap(const struct ivshmem *dev)
 
 static uint32_t doorbell_value(uint16_t id, unsigned vector)
 {
-    return (uint32_t)id << 16 | vector;
+    return IVSHMEM_DOORBELL(id, vector);
 }
 
 /* Binds the doorbells of p's vectors that are not bound yet in one address space: BAR0 + 12

@@ -1,70 +1,20 @@
-/* ivshmem: shared memory between VMs, compatible with QEMU's ivshmem (1af4:1110 revision 1,
- * QEMU's docs/specs/ivshmem-spec.rst), so guest drivers written for QEMU work here and a
- * QEMU VM can share a group with minivmm VMs.
+/* ivshmem: shared memory between VMs, compatible with QEMU's ivshmem (1af4:1110 revision 1),
+ * so guest drivers written for QEMU work here and a QEMU VM can share a group with minivmm
+ * VMs. What the guest sees (BARs, registers, status page, doorbell port) is defined in
+ * abi/ivshmem_regs.h and specified in docs/ivshmem.md.
  *
- * PCI identity: vendor 0x1af4, device 0x1110, revision 1, class 0x050000 (RAM controller),
- * subsystem 0x1af4:0x1100, no INTx (interrupt pin 0).
- *   BAR0  32-bit memory, 256 bytes: the registers below, trapped (MMIO exits).
- *   BAR1  32-bit memory, 4 KiB: MSI-X table and PBA (devices/msix.h), only when the device
- *         has vectors; with 0 vectors there is no BAR1 and no MSI-X (like ivshmem-plain).
- *   BAR2  64-bit prefetchable memory: the shared memory, a power of two in size, never
- *         trapped: the VMM maps it into the guest with ops->map_memory.
- *  -- minivmm extension (FEATURES below says which exist; QEMU's device has neither) --
- *   BAR4  32-bit memory, 4 KiB: the status page, mapped read-only (ops->map_memory), so the
- *         guest reads peer presence without a VM exit:
- *           0  u64  PEERS: the presence bitmap, as PEERS_HI:PEERS_LO read
- *           8  u64  PEERS_GENERATION: incremented after every change of PEERS
- *         the rest reads 0. Guest writes are dropped (a read-only slot exits to the VMM).
- *   BAR5  port I/O, 4 bytes: the doorbell port. A 32-bit OUT of (peer << 16) | vector is the
- *         same doorbell as BAR0 + 12, but KVM sees it decoded (no instruction to emulate).
- *         Reads return 0; other widths are ignored and counted in bad_accesses.
+ * The device traps BAR0 and the doorbell port; the shared memory (BAR2) and the status page
+ * (BAR4) are mapped by the VMM (ops->map_memory). Doorbells take the fast path through one
+ * KVM ioeventfd per (present peer, vector), bound with ops->bind_doorbell; a doorbell that
+ * still reaches the device writes the peer's eventfd itself. The own ID's eventfds are the
+ * sources of the MSI-X vectors (ops->irq_route on unmask, ops->irq_unroute on mask).
  *
- * BAR0 registers (little endian):
- *   off  access  name
- *   0    rw      INTRMASK: stored, no effect (revision 1 has no INTx)
- *   4    rw      INTRSTATUS: stored, no effect
- *   8    ro      IVPOSITION: this VM's peer ID (0 until ivshmem_set_own())
- *   12   wo      DOORBELL: bits 31..16 destination peer ID, 15..0 vector (all 16 bits used).
- *                Reads 0.
- *  -- minivmm extension, in the range QEMU reserves (QEMU reads 0 there) --
- *   16   ro      EXT_ID: IVSHMEM_EXT_SIGNATURE, 0x4D565031 (ASCII "MVP1" from the most
- *                significant byte down): the registers below exist. QEMU's device reads 0.
- *   20   ro      PEERS_LO: bit n set = peer ID n (0..31) is present, own ID included
- *   24   ro      PEERS_HI: the same for IDs 32..63. IDs >= 64 are valid peers (doorbells
- *                work) but appear in no bitmap.
- *   28   rw      PEERS_CHANGED_VECTOR: 0xFFFFFFFF (reset) = off. Any value may be written and
- *                reads back; while it is below the device's vector count, that MSI-X vector
- *                is raised (msix_notify: delivered, or pending if masked) whenever a peer
- *                ID appears or disappears (ivshmem_set_own/peer_add/peer_remove). Replacing
- *                a present peer's eventfds does not raise it.
- *   32   ro      MAX_PEERS: IVSHMEM_MAX_PEERS (64), the most peers present at once.
- *   36   ro      FEATURES: bit 0 the status page (BAR4) is mapped and current (clear while
- *                the VMM could not map it), bit 1 the doorbell port (BAR5).
- *   40..255      reserved: read 0, writes ignored.
- * Access widths: reads of any width (1, 2, 4, 8 bytes) at any offset return the
- * corresponding little-endian bytes of the registers they cover (reads have no side
- * effects). Writes take effect only as aligned 32-bit accesses; other writes are ignored
- * and counted in bad_accesses.
- *
- * Doorbell: a 32-bit write of (peer << 16) | vector. The fast path is a KVM ioeventfd per
- * (present peer, vector) with that datamatch at BAR0 + 12 and one at the BAR5 port, bound
- * through ops->bind_doorbell while that BAR is mapped. A write that still reaches the VMM (no
- * ioeventfd matched, or none is bound yet) is the slow path: for a present peer and a vector below
- * that peer's eventfd count it writes the 8-byte value 1 to that eventfd; otherwise it is ignored
- * and counted in doorbells_ignored. The own ID is a peer like the others (a VM may ring itself).
- *
- * Own interrupts: the own ID's eventfds, one per vector, are the interrupt sources of the
- * MSI-X vectors: a vector that the guest unmasks gets ops->irq_route(vector, message, own
- * eventfd) (KVM: GSI route + KVM_IRQFD), masking it gets ops->irq_unroute; interrupts that
- * arrive while masked stay in the eventfd and show in the PBA / are delivered on unmask.
- *
- * Threads and locking: the device has a mutex. BAR0 accesses (vCPU threads), PCI callbacks
- * (vCPU threads writing config space; the thread calling ivshmem_init/destroy), MSI-X ops
- * and the peer table API (the VMM's broker client thread) all take it. Every ivshmem_ops
- * callback is called with that mutex held (and possibly with the pci_device and msix locks
- * held, in that order before it): ops must not call back into ivshmem_*, msix_* or pci_*
- * functions, and must not block for long. ivshmem_peer_add/remove/set_own may be called from
- * any thread, concurrently with vCPUs, but not from inside an op.
+ * Threads and locking: the device has a mutex. BAR0 and BAR5 accesses (vCPU threads), PCI
+ * callbacks, MSI-X ops and the peer table API (the VMM's broker client thread) all take it.
+ * Every ivshmem_ops callback runs with it held, inside the lock order of devices/pci.h: ops
+ * must not call back into ivshmem_*, msix_* or pci_* functions and must not block for long.
+ * ivshmem_peer_add/remove/set_own may be called from any thread, concurrently with vCPUs,
+ * but not from inside an op.
  */
 #pragma once
 
@@ -73,49 +23,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "abi/ivshmem_regs.h"
 #include "devices/msix.h"
 #include "devices/pci.h"
 
-#define IVSHMEM_VENDOR_ID           0x1af4
-#define IVSHMEM_DEVICE_ID           0x1110
-#define IVSHMEM_REVISION            1
-#define IVSHMEM_CLASS               0x050000
-#define IVSHMEM_SUBSYSTEM_VENDOR_ID 0x1af4
-#define IVSHMEM_SUBSYSTEM_ID        0x1100
-
-#define IVSHMEM_BAR_REGS    0
-#define IVSHMEM_BAR_MSIX    1
-#define IVSHMEM_BAR_SHM     2
-#define IVSHMEM_BAR_STATUS  4
-#define IVSHMEM_BAR_PORT    5
-#define IVSHMEM_REGS_SIZE   256
-#define IVSHMEM_STATUS_SIZE 0x1000ull
-#define IVSHMEM_PORT_SIZE   4
-#define IVSHMEM_MIN_SHM     0x1000ull
-
-#define IVSHMEM_MAX_VECTORS 64
-#define IVSHMEM_MAX_PEERS   64 /* present at once, own ID included */
-#define IVSHMEM_MAX_PEER_ID 0xFFFF
-
-#define IVSHMEM_REG_INTRMASK             0
-#define IVSHMEM_REG_INTRSTATUS           4
-#define IVSHMEM_REG_IVPOSITION           8
-#define IVSHMEM_REG_DOORBELL             12
-#define IVSHMEM_REG_EXT_ID               16
-#define IVSHMEM_REG_PEERS_LO             20
-#define IVSHMEM_REG_PEERS_HI             24
-#define IVSHMEM_REG_PEERS_CHANGED_VECTOR 28
-#define IVSHMEM_REG_MAX_PEERS            32
-#define IVSHMEM_REG_FEATURES             36
-
-#define IVSHMEM_FEATURE_STATUS_PAGE   (1u << 0)
-#define IVSHMEM_FEATURE_DOORBELL_PORT (1u << 1)
-
-#define IVSHMEM_STATUS_PEERS            0
-#define IVSHMEM_STATUS_PEERS_GENERATION 8
-
-#define IVSHMEM_EXT_SIGNATURE 0x4D565031u /* "MVP1" */
-#define IVSHMEM_VECTOR_OFF    0xFFFFFFFFu
+#define IVSHMEM_MIN_SHM 0x1000ull /* the smallest shared memory (BAR2) */
 
 /* The VMM's side; ctx is the pointer given to ivshmem_init(). All are called with the
  * device mutex held (see the top of the file). Return 0 or -errno where they return int;

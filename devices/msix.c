@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/log.h"
+#include "common/log.h"
 
 static uint32_t load32(const void *p)
 {
@@ -237,8 +237,8 @@ void msix_config_written(struct msix *msix, uint32_t offset, uint32_t size)
 
     if (offset >= control + 2 || offset + size <= control)
         return;
-    /* The pci_device lock is held by our caller (or taken here): order pci -> msix. */
-    uint32_t ctrl = pci_config_read(msix->pci, control, 2);
+    /* Our caller is the config_written callback: the pci_device lock is held. */
+    uint32_t ctrl = pci_config_read_locked(msix->pci, control, 2);
 
     pthread_mutex_lock(&msix->lock);
     msix->enabled = ctrl & MSIX_CONTROL_ENABLE;

@@ -21,9 +21,8 @@
  * - guest reads the PBA: every vector that is not unmasked at the VMM is polled, and a
  *   poll() that returns true sets its pending bit (or fires at once if it is deliverable).
  *
- * Locking: struct msix has its own mutex; every op is called with it held, so ops must not
- * call msix_* functions. msix_config_written() is called with the pci_device lock held,
- * which makes the order  pci_device lock -> msix lock -> whatever the ops take.
+ * Locking: struct msix has its own mutex, third in the lock order of devices/pci.h; every op
+ * is called with it held, so ops must not call msix_* functions.
  */
 #pragma once
 
@@ -112,8 +111,9 @@ int msix_init(struct msix *msix, struct pci_device *pci, unsigned bar, unsigned 
  * pci_device was removed from its bus (no guest access can reach the table any more). */
 void msix_destroy(struct msix *msix);
 
-/* Tells MSI-X about a guest config write (the device's pci config_written hook forwards
- * here); acts on writes touching the message control register. */
+/* Tells MSI-X about a guest config write; acts on writes touching the message control
+ * register. Call it only from the device's pci config_written hook (the pci_device lock is
+ * held there). */
 void msix_config_written(struct msix *msix, uint32_t offset, uint32_t size);
 
 /* Raises vector from the VMM side: fire() if it is deliverable, else sets its pending bit

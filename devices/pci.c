@@ -3,10 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-/* LAYOUT_PCI_MMIO32_START is defined as PCI_HOLE_START, which lives in guest_ram.h. */
-#include "vmm/guest_ram.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
+#include "common/log.h"
 
 /* 0xCF8 latch: enable (31), extended register (27:24, AMD style), bus (23:16), device
  * (15:11), function (10:8), register (7:2). Reserved bits read back as 0. */
@@ -172,7 +169,6 @@ static void pci_unmap_all(struct pci_device *dev)
 int pci_device_init(struct pci_device *dev, const struct pci_device_info *info, const char *name,
                     void *owner, pci_on_map_fn on_map, pci_config_written_fn config_written)
 {
-    pthread_mutexattr_t attr;
     int err;
 
     memset(dev, 0, sizeof(*dev));
@@ -182,13 +178,7 @@ int pci_device_init(struct pci_device *dev, const struct pci_device_info *info, 
     dev->config_written = config_written;
     dev->cap_free = PCI_CAP_START;
 
-    if ((err = pthread_mutexattr_init(&attr)))
-        return -err;
-    err = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-    if (!err)
-        err = pthread_mutex_init(&dev->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
-    if (err)
+    if ((err = pthread_mutex_init(&dev->lock, NULL)))
         return -err;
 
     uint8_t *c = dev->config;
@@ -351,12 +341,17 @@ void pci_config_set_w1c(struct pci_device *dev, uint32_t offset, uint32_t size, 
     pthread_mutex_unlock(&dev->lock);
 }
 
-uint32_t pci_config_read(struct pci_device *dev, uint32_t offset, uint32_t size)
+uint32_t pci_config_read_locked(struct pci_device *dev, uint32_t offset, uint32_t size)
 {
     if (!config_access_ok(offset, size))
         return 0xFFFFFFFFu;
+    return get_le(&dev->config[offset], size);
+}
+
+uint32_t pci_config_read(struct pci_device *dev, uint32_t offset, uint32_t size)
+{
     pthread_mutex_lock(&dev->lock);
-    uint32_t v = get_le(&dev->config[offset], size);
+    uint32_t v = pci_config_read_locked(dev, offset, size);
     pthread_mutex_unlock(&dev->lock);
     return v;
 }
@@ -456,14 +451,6 @@ static void pci_data_io(void *owner, uint64_t offset, void *data, uint32_t size,
 int pci_bus_init(struct pci_bus *bus, struct bus *pio, struct bus *mmio,
                  const struct pci_windows *windows)
 {
-    static const struct pci_windows layout = {
-        .io_start = LAYOUT_PCI_IO_START,
-        .io_end = LAYOUT_PCI_IO_END,
-        .mmio32_start = LAYOUT_PCI_MMIO32_START,
-        .mmio32_end = LAYOUT_PCI_MMIO32_END,
-        .mmio64_start = LAYOUT_PCI_MMIO64_START,
-        .mmio64_end = LAYOUT_PCI_MMIO64_END,
-    };
     static const struct pci_device_info host_bridge = {
         .vendor_id = PCI_HOST_BRIDGE_VENDOR,
         .device_id = PCI_HOST_BRIDGE_DEVICE,
@@ -473,9 +460,8 @@ int pci_bus_init(struct pci_bus *bus, struct bus *pio, struct bus *mmio,
     int err;
 
     memset(bus, 0, sizeof(*bus));
-    if (!windows)
-        windows = &layout;
-    if (windows->io_start > windows->io_end || windows->mmio32_start > windows->mmio32_end ||
+    if (!windows || windows->io_start > windows->io_end ||
+        windows->mmio32_start > windows->mmio32_end ||
         windows->mmio64_start > windows->mmio64_end || windows->io_end > IO_SPACE_SIZE ||
         windows->mmio32_end > (1ull << 32))
         return -EINVAL;

@@ -35,12 +35,21 @@
  * level and the BAR stays unmapped until the guest changes it again. Then on_map() tells the
  * device. A guest may put a BAR over RAM: the bus does not know about RAM, so that maps.
  *
- * Locking: every pci_device has a recursive mutex that serialises its config space and BAR
- * state. The on_map and config_written callbacks run with it held (so they see mappings in
- * order and may call the pci_config_* functions of the same device), which gives the lock
- * order  pci_device lock -> device lock -> VMM callbacks. A device must therefore never call
- * a pci_* function while holding its own lock. The pci_bus mutex protects the address latch
- * and the slot table and is never held while a pci_device lock is taken by config accesses.
+ * Locking. This is the one statement of the lock order of devices/; a thread that holds a
+ * lock takes only locks further down:
+ *   1. pci_bus lock        address latch, slot table, window cursors
+ *   2. pci_device lock     config space and BAR state of one function
+ *   3. msix lock           the MSI-X table and PBA (devices/msix.h)
+ *   4. the device's lock   e.g. struct ivshmem's, struct portio's
+ *   5. VMM callbacks       ivshmem_ops, msix_ops: they take only VMM locks and never call
+ *                          back into devices/
+ *   leaf: bus lock         (devices/bus.h) taken for a moment by bus_register/unregister
+ *                          and by lookups; never held while a callback runs
+ * None of these mutexes is recursive. on_map and config_written run with the pci_device
+ * lock held (so they see mappings in order); inside them use only pci_config_read_locked()
+ * of the same device, never another pci_* function. A device therefore never calls a pci_*
+ * function while holding its own lock. Config accesses from vCPUs take the pci_bus lock
+ * only to read the latch and slot, and release it before taking the pci_device lock.
  */
 #pragma once
 
@@ -108,7 +117,7 @@ typedef void (*pci_on_map_fn)(void *owner, unsigned bar, uint64_t base, bool map
 
 /* Called with the device lock held after every guest write to config space (any offset,
  * after masks, BAR and COMMAND processing), on the vCPU thread that wrote. The device may
- * read its config with pci_config_read() to react, e.g. to its capability registers. */
+ * read its config with pci_config_read_locked() to react, e.g. to its capability registers. */
 typedef void (*pci_config_written_fn)(void *owner, uint32_t offset, uint32_t size);
 
 struct pci_device_info {
@@ -136,7 +145,7 @@ struct pci_bar {
 struct pci_bus;
 
 struct pci_device {
-    pthread_mutex_t lock; /* recursive, see the top of this file */
+    pthread_mutex_t lock; /* see the lock order at the top of this file */
     const char *name;
     void *owner;
     pci_on_map_fn on_map;                 /* optional */
@@ -170,9 +179,10 @@ struct pci_bus {
 };
 
 /* Sets up bus 0 with the host bridge in slot 0 and registers 0xCF8-0xCFF on pio. windows
- * NULL means the LAYOUT_PCI_* windows of vmm/layout.h. pio and mmio must outlive the PCI
- * bus. Returns 0, -EINVAL (a window with start > end, I/O past 64 KiB or the 32-bit window
- * past 4 GiB), -EEXIST (ports taken) or -errno. */
+ * is the caller's memory map (the VMM passes LAYOUT_PCI_WINDOWS of vmm/layout.h); it is
+ * copied. pio and mmio must outlive the PCI bus. Returns 0, -EINVAL (windows NULL, a window
+ * with start > end, I/O past 64 KiB or the 32-bit window past 4 GiB), -EEXIST (ports taken)
+ * or -errno. */
 int pci_bus_init(struct pci_bus *bus, struct bus *pio, struct bus *mmio,
                  const struct pci_windows *windows);
 
@@ -211,8 +221,8 @@ int pci_device_add_capability(struct pci_device *dev, uint8_t cap_id, unsigned l
 
 /* Device-side config accessors. offset + size must lie within the 256 bytes and size be
  * 1, 2 or 4 (otherwise reads return all ones and writes do nothing). Values are in host
- * order; config space is little endian. All take the device lock (recursive, so they may be
- * called from on_map/config_written). */
+ * order; config space is little endian. All take the device lock, so they must not be called
+ * from on_map/config_written: there, use pci_config_read_locked(). */
 
 /* Stores value regardless of masks, with no side effects (set-up time). */
 void pci_config_set(struct pci_device *dev, uint32_t offset, uint32_t size, uint32_t value);
@@ -222,6 +232,8 @@ void pci_config_set_wmask(struct pci_device *dev, uint32_t offset, uint32_t size
 void pci_config_set_w1c(struct pci_device *dev, uint32_t offset, uint32_t size, uint32_t mask);
 /* Reads as the guest does. */
 uint32_t pci_config_read(struct pci_device *dev, uint32_t offset, uint32_t size);
+/* The same, for on_map and config_written, which run with the device lock held. */
+uint32_t pci_config_read_locked(struct pci_device *dev, uint32_t offset, uint32_t size);
 /* Writes as the guest does: masks, write-1-to-clear, BAR (re)mapping, config_written. This is
  * what a config mechanism #1 data-port write ends up in. */
 void pci_config_write(struct pci_device *dev, uint32_t offset, uint32_t size, uint32_t value);

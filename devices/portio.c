@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vmm/log.h"
+#include "common/log.h"
 
 /* ---- the selected partner (lock held) ---- */
 

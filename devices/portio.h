@@ -1,6 +1,6 @@
 /* The port I/O channel device: a PCI function (1af4:10f0) whose BAR0 is 256 I/O ports
  * through which guest user space (ioperm + in/out, or /dev/port) exchanges bytes with the
- * other VMs of its --shm group. Registers and behaviour: guest-apps/portio_regs.h.
+ * other VMs of its --shm group. Registers: abi/portio_regs.h; behaviour: docs/portio.md.
  * Transport: devices/portio_channel.h (the caller passes the mapped channel memory).
  *
  * Threads: BAR accesses come from vCPU threads and take the device mutex, except that the

@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "guest-apps/portio_regs.h"
+#include "abi/portio_regs.h"
 
 #define PORTIO_CHANNEL_MAGIC   0x4D56504F52494E47ull /* "MVPORING" */
 #define PORTIO_CHANNEL_VERSION 1

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "common/log.h"
 
 /* Register offsets from the base port. */
 #define UART_RBR 0 /* read, DLAB=0 */

@@ -1,8 +1,8 @@
 /*
- * Guest side of the debug-exit port (see debug_exit.h).
+ * Guest side of the debug-exit port (abi/debug_exit.h).
  *
  * Two ways to reach the port from a Linux guest:
- * - ioperm() + outl from user mode, as the contract was first written. Under nested KVM in
+ * - ioperm() + outl from user mode, the direct way. Under nested KVM in
  *   QEMU's TCG emulator (the emulated KVM host, tests/kvm-host/) the user-mode OUT faults
  *   with #GP -> SIGSEGV although ioperm() succeeded: TCG's I/O-permission check
  *   (helper_check_io) accepts only an "available" TSS type in TR, most likely not what the
@@ -42,7 +42,7 @@ static int via_ioperm(uint32_t status, char *why, size_t size)
     struct sigaction catch = {.sa_handler = on_fault}, old_segv, old_bus;
     volatile int faulted = 0;
 
-    if (ioperm(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_SIZE, 1) != 0) {
+    if (ioperm(DEBUG_EXIT_PORT, DEBUG_EXIT_NUM_PORTS, 1) != 0) {
         snprintf(why, size, "ioperm(0x%x): %s%s", DEBUG_EXIT_PORT, strerror(errno),
                  errno == EPERM ? " (needs root)" : "");
         return -1;

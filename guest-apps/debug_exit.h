@@ -1,20 +1,10 @@
-/*
- * The debug-exit port: how a guest ends the VM with an exit status.
- *
- * Contract (minivmm implements it, like QEMU's isa-debug-exit and kvm-unit-tests):
- * a 1-, 2- or 4-byte write of value V to I/O port DEBUG_EXIT_PORT ends the VM, and
- * minivmm exits with status V & 0xff. (QEMU's isa-debug-exit,iobase=0xf4,iosize=4
- * exits with (V << 1) | 1 instead, so a guest run under QEMU gives (2V + 1) & 0xff.)
- *
- * The VMM may include this header for the constants; the guest-side helper lives in
- * debug_exit.c (guest programs only).
- */
+/* The guest side of the debug-exit port (abi/debug_exit.h): ending the VM with an exit
+ * status from a Linux guest program. */
 #pragma once
 
 #include <stdint.h>
 
-#define DEBUG_EXIT_PORT      0xf4
-#define DEBUG_EXIT_PORT_SIZE 4
+#include "abi/debug_exit.h"
 
 enum debug_exit_via {
     DEBUG_EXIT_AUTO,    /* ioperm, then /dev/port if that faults or is refused */

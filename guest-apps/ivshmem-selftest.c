@@ -1,6 +1,6 @@
 /*
  * ivshmem-selftest [--device BDF|/dev/ivshmemN] [--peer-event SEC] [--unplug] [--rmmod]:
- * checks the ivshmem_guest driver's interface (guest-kernel-module/ivshmem_guest.h) on one
+ * checks the ivshmem_guest driver's interface (abi/ivshmem_guest_ioctl.h) on one
  * device, one line per check ("ok <check>" or "FAIL <check>: <why>"), then a final line
  *   ivshmem-selftest: OK <n> checks        or   ivshmem-selftest: FAIL <k> of <n> checks
  * Always: INFO against sysfs, argument validation (each bad ioctl gets its documented

@@ -16,16 +16,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "abi/ivshmem_regs.h"
+
 #define SYSFS_PCI        "/sys/bus/pci/devices"
 #define PAT_MEMTYPE_LIST "/sys/kernel/debug/x86/pat_memtype_list"
-
-#define REG_IVPOSITION           8
-#define REG_EXT_ID               16
-#define REG_PEERS_LO             20
-#define REG_PEERS_HI             24
-#define REG_PEERS_CHANGED_VECTOR 28
-#define REG_MAX_PEERS            32
-#define EXT_SIGNATURE            0x4D565031u /* minivmm's "MVP1" */
 
 bool ivshmem_fmt(char *buf, size_t size, const char *fmt, ...)
 {
@@ -226,7 +220,7 @@ int ivshmem_dev_open(const struct ivshmem_dev *dev, bool need_driver, struct ivs
     if (need_driver)
         return -ENODEV;
     h->msix_size = ivshmem_dev_msix_size(dev);
-    if (dev->bar0_size < REG_IVPOSITION + 4)
+    if (dev->bar0_size < IVSHMEM_REG_IVPOSITION + 4)
         return -ENXIO;
     ivshmem_fmt(path, sizeof(path), "%s/resource0", dev->sysfs);
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -252,14 +246,16 @@ int ivshmem_handle_info(const struct ivshmem_handle *h, struct ivshmem_guest_inf
     if (!regs)
         return -EBADF;
     info->shm_size = h->bar2_size;
-    info->own_id = reg_read(regs, REG_IVPOSITION);
+    info->own_id = reg_read(regs, IVSHMEM_REG_IVPOSITION);
     info->vectors = h->msix_size;
     info->peers_changed_vector = IVSHMEM_GUEST_VECTOR_OFF;
-    if (h->bar0_size >= REG_MAX_PEERS + 4 && reg_read(regs, REG_EXT_ID) == EXT_SIGNATURE) {
+    if (h->bar0_size >= IVSHMEM_REG_MAX_PEERS + 4 &&
+        reg_read(regs, IVSHMEM_REG_EXT_ID) == IVSHMEM_EXT_SIGNATURE) {
         info->flags |= IVSHMEM_GUEST_INFO_EXT;
-        info->peers = reg_read(regs, REG_PEERS_LO) | (uint64_t)reg_read(regs, REG_PEERS_HI) << 32;
-        info->max_peers = reg_read(regs, REG_MAX_PEERS);
-        info->peers_changed_vector = reg_read(regs, REG_PEERS_CHANGED_VECTOR);
+        info->peers = reg_read(regs, IVSHMEM_REG_PEERS_LO) |
+                      (uint64_t)reg_read(regs, IVSHMEM_REG_PEERS_HI) << 32;
+        info->max_peers = reg_read(regs, IVSHMEM_REG_MAX_PEERS);
+        info->peers_changed_vector = reg_read(regs, IVSHMEM_REG_PEERS_CHANGED_VECTOR);
     } else {
         info->flags |= IVSHMEM_GUEST_INFO_PEERS_UNKNOWN;
     }

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ivshmem_guest.h"
+#include "abi/ivshmem_guest_ioctl.h"
 
 #define IVSHMEM_DEV_MAX 32
 

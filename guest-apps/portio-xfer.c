@@ -1,6 +1,6 @@
 /*
  * portio-xfer: moves byte streams to and from another VM through minivmm's port I/O
- * channel (guest-apps/portio_regs.h), from user space and without a driver, and checks
+ * channel (abi/portio_regs.h), from user space and without a driver, and checks
  * every byte.
  *
  *   portio-xfer [OPTIONS] ACTION=SIZE[+SIZE...] ...   (',' works too, outside minivmm.run)
@@ -48,8 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "abi/portio_regs.h"
 #include "portio_dev.h"
-#include "portio_regs.h"
 
 #define CHUNK_MAX   4096u /* one page: what KVM hands over per string exit at most */
 #define DEVPORT_MAX PORTIO_DATA_WINDOW

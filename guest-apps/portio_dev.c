@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/io.h>
 
-#include "portio_regs.h"
+#include "abi/portio_regs.h"
 
 static bool read_hex(const char *dir, const char *name, unsigned long *value)
 {

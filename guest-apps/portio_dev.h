@@ -1,5 +1,5 @@
 /*
- * portio_dev: finding the port I/O channel device (1af4:10f0, portio_regs.h) from a Linux
+ * portio_dev: finding the port I/O channel device (1af4:10f0, abi/portio_regs.h) from a Linux
  * guest and reaching its ports from user space, without a driver. Shared by portio-xfer
  * and libivc's port I/O backend.
  */

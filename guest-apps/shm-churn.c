@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ivshmem_guest.h"
+#include "abi/ivshmem_guest_ioctl.h"
 #include "shm_churn.h"
 
 struct churn {

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ivshmem_guest.h"
+#include "abi/ivshmem_guest_ioctl.h"
 
 #define STORM_PEERS   64
 #define STORM_VECTORS 8

@@ -18,7 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "ivshmem_guest.h"
+#include "abi/ivshmem_guest_ioctl.h"
 
 #define SLICE_BYTES (64u << 10)
 

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ivshmem_guest.h"
+#include "abi/ivshmem_guest_ioctl.h"
 
 #define PINGPONG_VECTOR  0
 #define STOP_VECTOR      1

@@ -5,7 +5,8 @@
 #   OUTDIR/ivshmem_guest.ko   the module without debug info (replaced only when it changed)
 #   OUTDIR/kernel-version     the release it was built for
 #   OUTDIR/src/               the Kbuild tree: a copy of this folder's sources, because an
-#                             out-of-tree build writes its objects next to them
+#                             out-of-tree build writes its objects next to them; the
+#                             headers of abi/ are read where they are (-I the repository)
 # KERNEL_RELEASE defaults to the guest image's kernel, the one linux-image-amd64 points at
 # (configs/guest-image/fetch-kernel.sh resolves it; never hard-coded). The headers come from
 # linux-headers-<release>, installed when missing. Progress on stderr; reruns are cheap
@@ -30,7 +31,7 @@ headers=/usr/src/linux-headers-$release
 mkdir -p -- "$outdir/src"
 outdir=$(minivmm_abspath "$outdir")
 # Copy only on change: Kbuild decides what to rebuild from the files' times.
-for file in Kbuild ivshmem_guest.c ivshmem_guest.h; do
+for file in Kbuild ivshmem_guest.c; do
     cmp -s -- "$here/$file" "$outdir/src/$file" || cp -- "$here/$file" "$outdir/src/$file"
 done
 # Objects of another release must not be reused.
@@ -39,7 +40,7 @@ if [[ $(cat "$outdir/src/.kernel-version" 2>/dev/null) != "$release" ]]; then
     printf '%s\n' "$release" >"$outdir/src/.kernel-version"
 fi
 
-make -s -C "$headers" M="$outdir/src" modules >&2
+make -s -C "$headers" M="$outdir/src" MINIVMM_SOURCE_DIR="$(cd -- "$here/.." && pwd -P)" modules >&2
 # Without its debug information (the headers' config has DEBUG_INFO): 10x smaller in the
 # initramfs.
 strip --strip-debug -o "$outdir/ivshmem_guest.ko.new" "$outdir/src/ivshmem_guest.ko"

@@ -4,7 +4,7 @@
  * QEMU's ivshmem-doorbell and ivshmem-plain and minivmm's --shm device, which
  * is QEMU's plus an extension in BAR0's reserved range (a peer-presence bitmap
  * and a "peers changed" interrupt), a status page in BAR4 and a doorbell port
- * in BAR5. The user-space interface is in ivshmem_guest.h.
+ * in BAR5. The user-space interface is in abi/ivshmem_guest_ioctl.h.
  *
  * Exits: every BAR0 access is a VM exit that the VMM handles in user space, so
  * the hot paths avoid BAR0 where minivmm offers better: RING checks presence in
@@ -43,7 +43,8 @@
 #include <linux/uaccess.h>
 #include <linux/wait.h>
 
-#include "ivshmem_guest.h"
+#include "abi/ivshmem_guest_ioctl.h"
+#include "abi/ivshmem_regs.h"
 
 #define DRV_NAME "ivshmem_guest"
 
@@ -54,25 +55,10 @@ MODULE_PARM_DESC(doorbell_port,
 		 "one (default); N rings BAR0 + 12 as on QEMU's device, to "
 		 "compare what each costs");
 
-/* BAR0 registers (QEMU's docs/specs/ivshmem-spec.rst; minivmm's
- * devices/ivshmem.h) */
-#define REG_IVPOSITION 8
-#define REG_DOORBELL 12
-#define REG_EXT_ID 16 /* minivmm extension from here on */
-#define REG_PEERS_LO 20
-#define REG_PEERS_HI 24
-#define REG_PEERS_CHANGED_VECTOR 28
-#define REG_MAX_PEERS 32
-#define REG_FEATURES 36
-#define REGS_MIN_LEN 16		  /* up to the doorbell */
-#define REGS_EXT_LEN 36		  /* up to MAX_PEERS */
-#define REGS_FEATURES_LEN 40	  /* up to FEATURES */
-#define EXT_SIGNATURE 0x4D565031u /* "MVP1" */
-#define FEATURE_STATUS_PAGE (1u << 0)
-#define FEATURE_DOORBELL_PORT (1u << 1)
-#define BAR_STATUS 4
-#define BAR_PORT 5
-#define STATUS_PEERS 0 /* u64 in the status page */
+/* How much of BAR0 each part of the register map needs (abi/ivshmem_regs.h) */
+#define REGS_MIN_LEN (IVSHMEM_REG_DOORBELL + 4)
+#define REGS_EXT_LEN (IVSHMEM_REG_MAX_PEERS + 4)
+#define REGS_FEATURES_LEN (IVSHMEM_REG_FEATURES + 4)
 
 struct ivshmem_guest;
 
@@ -284,9 +270,9 @@ static __poll_t ivshmem_guest_poll(struct file *file, poll_table *wait)
 static u64 ivshmem_guest_peers(struct ivshmem_guest *ig)
 {
 	if (ig->status)
-		return READ_ONCE(ig->status[STATUS_PEERS / 8]);
-	return ioread32(ig->regs + REG_PEERS_LO) |
-	       (u64)ioread32(ig->regs + REG_PEERS_HI) << 32;
+		return READ_ONCE(ig->status[IVSHMEM_STATUS_PEERS / 8]);
+	return ioread32(ig->regs + IVSHMEM_REG_PEERS_LO) |
+	       (u64)ioread32(ig->regs + IVSHMEM_REG_PEERS_HI) << 32;
 }
 
 static const char *const ivshmem_guest_memtype_names[] = {
@@ -404,10 +390,10 @@ static int ivshmem_guest_ring(struct ivshmem_guest *ig,
 		if (!(peers & (1ull << ring->peer)))
 			return -ENXIO;
 	}
-	iowrite32(ring->peer << 16 | ring->vector,
+	iowrite32(IVSHMEM_DOORBELL(ring->peer, ring->vector),
 		  ig->port && READ_ONCE(doorbell_port)
 			  ? ig->port
-			  : ig->regs + REG_DOORBELL);
+			  : ig->regs + IVSHMEM_REG_DOORBELL);
 	return 0;
 }
 
@@ -499,7 +485,8 @@ static long ivshmem_guest_ioctl(struct file *file, unsigned int cmd,
 			 vector != IVSHMEM_GUEST_VECTOR_OFF)
 			ret = -EINVAL;
 		else {
-			iowrite32(vector, ig->regs + REG_PEERS_CHANGED_VECTOR);
+			iowrite32(vector,
+				  ig->regs + IVSHMEM_REG_PEERS_CHANGED_VECTOR);
 			ig->peers_changed_vector = vector;
 			ret = 0;
 		}
@@ -582,24 +569,25 @@ static void ivshmem_guest_map_extras(struct ivshmem_guest *ig)
 	u32 features = 0;
 
 	if (pci_resource_len(pdev, 0) >= REGS_FEATURES_LEN)
-		features = ioread32(ig->regs + REG_FEATURES);
-	if ((features & FEATURE_STATUS_PAGE) &&
-	    (pci_resource_flags(pdev, BAR_STATUS) & IORESOURCE_MEM) &&
-	    pci_resource_len(pdev, BAR_STATUS) >= PAGE_SIZE &&
-	    !pci_request_region(pdev, BAR_STATUS, DRV_NAME)) {
+		features = ioread32(ig->regs + IVSHMEM_REG_FEATURES);
+	if ((features & IVSHMEM_FEATURE_STATUS_PAGE) &&
+	    (pci_resource_flags(pdev, IVSHMEM_BAR_STATUS) & IORESOURCE_MEM) &&
+	    pci_resource_len(pdev, IVSHMEM_BAR_STATUS) >= PAGE_SIZE &&
+	    !pci_request_region(pdev, IVSHMEM_BAR_STATUS, DRV_NAME)) {
 		/* Host RAM that the VMM writes with ordinary stores: cached. */
-		ig->status = memremap(pci_resource_start(pdev, BAR_STATUS),
-				      PAGE_SIZE, MEMREMAP_WB);
+		ig->status =
+			memremap(pci_resource_start(pdev, IVSHMEM_BAR_STATUS),
+				 PAGE_SIZE, MEMREMAP_WB);
 		if (!ig->status)
-			pci_release_region(pdev, BAR_STATUS);
+			pci_release_region(pdev, IVSHMEM_BAR_STATUS);
 	}
-	if ((features & FEATURE_DOORBELL_PORT) &&
-	    (pci_resource_flags(pdev, BAR_PORT) & IORESOURCE_IO) &&
-	    pci_resource_len(pdev, BAR_PORT) >= 4 &&
-	    !pci_request_region(pdev, BAR_PORT, DRV_NAME)) {
-		ig->port = pci_iomap(pdev, BAR_PORT, 4);
+	if ((features & IVSHMEM_FEATURE_DOORBELL_PORT) &&
+	    (pci_resource_flags(pdev, IVSHMEM_BAR_PORT) & IORESOURCE_IO) &&
+	    pci_resource_len(pdev, IVSHMEM_BAR_PORT) >= IVSHMEM_PORT_SIZE &&
+	    !pci_request_region(pdev, IVSHMEM_BAR_PORT, DRV_NAME)) {
+		ig->port = pci_iomap(pdev, IVSHMEM_BAR_PORT, IVSHMEM_PORT_SIZE);
 		if (!ig->port)
-			pci_release_region(pdev, BAR_PORT);
+			pci_release_region(pdev, IVSHMEM_BAR_PORT);
 	}
 }
 
@@ -607,12 +595,12 @@ static void ivshmem_guest_unmap_extras(struct ivshmem_guest *ig)
 {
 	if (ig->status) {
 		memunmap((void *)ig->status);
-		pci_release_region(ig->pdev, BAR_STATUS);
+		pci_release_region(ig->pdev, IVSHMEM_BAR_STATUS);
 		ig->status = NULL;
 	}
 	if (ig->port) {
 		pci_iounmap(ig->pdev, ig->port);
-		pci_release_region(ig->pdev, BAR_PORT);
+		pci_release_region(ig->pdev, IVSHMEM_BAR_PORT);
 		ig->port = NULL;
 	}
 }
@@ -675,13 +663,14 @@ static int ivshmem_guest_probe(struct pci_dev *pdev,
 		goto err_release;
 	}
 	ig->ext = pci_resource_len(pdev, 0) >= REGS_EXT_LEN &&
-		  ioread32(ig->regs + REG_EXT_ID) == EXT_SIGNATURE;
-	ig->own_id = ioread32(ig->regs + REG_IVPOSITION);
+		  ioread32(ig->regs + IVSHMEM_REG_EXT_ID) ==
+			  IVSHMEM_EXT_SIGNATURE;
+	ig->own_id = ioread32(ig->regs + IVSHMEM_REG_IVPOSITION);
 	ig->peers_changed_vector = IVSHMEM_GUEST_VECTOR_OFF;
 	if (ig->ext) {
-		ig->max_peers = ioread32(ig->regs + REG_MAX_PEERS);
+		ig->max_peers = ioread32(ig->regs + IVSHMEM_REG_MAX_PEERS);
 		ig->peers_changed_vector =
-			ioread32(ig->regs + REG_PEERS_CHANGED_VECTOR);
+			ioread32(ig->regs + IVSHMEM_REG_PEERS_CHANGED_VECTOR);
 		ivshmem_guest_map_extras(ig);
 	}
 
@@ -748,7 +737,7 @@ static void ivshmem_guest_remove(struct pci_dev *pdev)
 	ig->gone = true;
 	if (ig->ext)
 		iowrite32(IVSHMEM_GUEST_VECTOR_OFF,
-			  ig->regs + REG_PEERS_CHANGED_VECTOR);
+			  ig->regs + IVSHMEM_REG_PEERS_CHANGED_VECTOR);
 	/* Take BAR2 away from processes that still map it. */
 	list_for_each_entry(f, &ig->files, node)
 		unmap_mapping_range(f->file->f_mapping, 0, 0, 1);

@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "devices/portio_channel.h"
 #include "vmm/ivshmem_protocol.h"
-#include "vmm/log.h"
 #include "vmm/reason.h"
 #include "vmm/sandbox.h"
 

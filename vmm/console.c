@@ -10,9 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "devices/uart.h"
 #include "vmm/exit_codes.h"
-#include "vmm/log.h"
 #include "vmm/vm.h"
 
 #define CONSOLE_ESCAPE   0x01 /* Ctrl-A, as in QEMU: Ctrl-A x quits, Ctrl-A Ctrl-A sends one */

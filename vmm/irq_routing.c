@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/log.h"
+#include "common/log.h"
 
 #define PIC_PINS    8
 #define ISA_IRQS    16

@@ -3,6 +3,7 @@
  * clear of each other and of the kernel image loaded at LAYOUT_KERNEL_START. */
 #pragma once
 
+#include "devices/pci.h"   /* struct pci_windows */
 #include "vmm/guest_ram.h" /* PCI_HOLE_START */
 
 #define LAYOUT_GDT          0x0500ull
@@ -35,3 +36,13 @@
 #define LAYOUT_PCI_MMIO32_END   LAYOUT_IOAPIC
 #define LAYOUT_PCI_MMIO64_START (1ull << 38) /* 256 GiB */
 #define LAYOUT_PCI_MMIO64_END   (1ull << 39)
+/* The windows above, as pci_bus_init() takes them. */
+#define LAYOUT_PCI_WINDOWS                                                                         \
+    (&(const struct pci_windows){                                                                  \
+        .io_start = LAYOUT_PCI_IO_START,                                                           \
+        .io_end = LAYOUT_PCI_IO_END,                                                               \
+        .mmio32_start = LAYOUT_PCI_MMIO32_START,                                                   \
+        .mmio32_end = LAYOUT_PCI_MMIO32_END,                                                       \
+        .mmio64_start = LAYOUT_PCI_MMIO64_START,                                                   \
+        .mmio64_end = LAYOUT_PCI_MMIO64_END,                                                       \
+    })

@@ -11,13 +11,13 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "vmm/boot.h"
 #include "vmm/cli.h"
 #include "vmm/console.h"
 #include "vmm/exit_codes.h"
 #include "vmm/kernel_image.h"
 #include "vmm/kvm_host.h"
-#include "vmm/log.h"
 #include "vmm/mapped_file.h"
 #include "vmm/vm.h"
 

@@ -7,8 +7,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "vmm/exit_codes.h"
-#include "vmm/log.h"
 #include "vmm/vm.h"
 
 /* The ivshmem ops run with the device's locks held and must not block: each is one

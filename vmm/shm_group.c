@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "devices/portio_channel.h"
 #include "vmm/cli.h"
 #include "vmm/ivshmem_protocol.h"
-#include "vmm/log.h"
 #include "vmm/reason.h"
 
 /* ---- --shm=NAME[,size=SIZE][,vectors=N] ---------------------------------------------- */

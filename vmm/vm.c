@@ -15,12 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "vmm/boot_msrs.h"
 #include "vmm/cpuid.h"
 #include "vmm/exit_codes.h"
 #include "vmm/exit_dispatch.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
 #include "vmm/long_mode.h"
 #include "vmm/mptable.h"
 
@@ -160,7 +160,7 @@ static int vm_add_devices(struct vm *vm, int console_out)
     if ((ret = legacy_ports_init(&vm->legacy_ports, &vm->pio)))
         goto fail_legacy;
     vm->devices_added = true;
-    if ((ret = pci_bus_init(&vm->pci, &vm->pio, &vm->mmio, NULL))) {
+    if ((ret = pci_bus_init(&vm->pci, &vm->pio, &vm->mmio, LAYOUT_PCI_WINDOWS))) {
         log_error("registering the PCI host bridge (ports 0xcf8-0xcff): %s", strerror(-ret));
         return EXIT_HOST_ERROR;
     }

@@ -1,6 +1,6 @@
 /*
  * libivc's port I/O backend: messages over minivmm's port I/O channel device (1af4:10f0,
- * guest-apps/portio_regs.h), one byte stream per ordered pair of peers, framed as
+ * abi/portio_regs.h), one byte stream per ordered pair of peers, framed as
  * ivc_portio.h says. The device's PEER register picks the partner, so a context switches
  * it when a call concerns another channel than the last one.
  *
@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "../portio_dev.h"
-#include "../portio_regs.h"
+#include "abi/portio_regs.h"
 #include "ivc_backend.h"
 #include "ivc_portio.h"
 

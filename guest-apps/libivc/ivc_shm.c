@@ -23,15 +23,14 @@
 #include <unistd.h>
 
 #include "../ivshmem_dev.h"
+#include "abi/ivc_layout.h"
 #include "ivc_backend.h"
 #include "ivc_ring.h"
 
-#define IVC_SHM_VECTOR      0
-#define IVC_SHM_PEER_VECTOR 1
-#define PRESENCE_PERIOD_MS  10
-#define SLEEP_CAP_MS        100 /* a sleeper re-checks presence at least this often */
-#define HANDSHAKE_POLL_US   1000
-#define SPINS_PER_WAIT      256
+#define PRESENCE_PERIOD_MS 10
+#define SLEEP_CAP_MS       100 /* a sleeper re-checks presence at least this often */
+#define HANDSHAKE_POLL_US  1000
+#define SPINS_PER_WAIT     256
 
 struct shm_ctx {
     bool irq;

@@ -22,6 +22,7 @@
 #include "support/fds.h"
 #include "support/ivshmem_vmm.h"
 #include "support/pci_guest.h"
+#include "support/pci_windows.h"
 
 #define SLOT     1
 #define SHM_SIZE 0x1000ull
@@ -159,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     given.count = 0;
 
     FUZZ_REQUIRE(bus_init(&pio, "pio") == 0 && bus_init(&mmio, "mmio") == 0, "bus_init");
-    FUZZ_REQUIRE(pci_bus_init(&pci, &pio, &mmio, NULL) == 0, "pci_bus_init");
+    FUZZ_REQUIRE(pci_bus_init(&pci, &pio, &mmio, TEST_PCI_WINDOWS) == 0, "pci_bus_init");
     FUZZ_REQUIRE(ivshmem_init(&dev, &pci, shm, SHM_SIZE, vectors, &fake_ops, &vmm) == 0,
                  "ivshmem_init");
 

@@ -12,6 +12,7 @@
 #include "devices/pci.h"
 #include "fuzz.h"
 #include "support/pci_guest.h"
+#include "support/pci_windows.h"
 
 #define DEVICES 2
 
@@ -137,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct fuzz_dev devs[DEVICES];
 
     FUZZ_REQUIRE(bus_init(&pio, "pio") == 0 && bus_init(&mmio, "mmio") == 0, "bus_init");
-    FUZZ_REQUIRE(pci_bus_init(&pci, &pio, &mmio, NULL) == 0, "pci_bus_init");
+    FUZZ_REQUIRE(pci_bus_init(&pci, &pio, &mmio, TEST_PCI_WINDOWS) == 0, "pci_bus_init");
     for (unsigned i = 0; i < DEVICES; i++)
         dev_setup(&devs[i], &pci, (uint16_t)(0x100 + i));
 

@@ -1,8 +1,8 @@
 /* The port I/O channel: devices A (peer 0) and B (peer 1) of one group, each on the PCI bus
  * of its own VM, over one channel block (support/portio_pair.h). The fuzzer is both guests
- * (accesses of any width at any offset of the BAR; rep ins/outs of any count, as KVM exits
- * handed to exit_dispatch(); PEER and CONTROL writes; WAIT reads), the broker (peers 0..3
- * joining and leaving) and a malicious peer VMM (garbage in the shared ring memory).
+ * (accesses of any width at any offset of the BAR; rep ins/outs of any count, handed to the
+ * bus as the exit dispatcher does; PEER and CONTROL writes; WAIT reads), the broker (peers
+ * 0..3 joining and leaving) and a malicious peer VMM (garbage in the shared ring memory).
  *
  * Invariants, always: a DATA access moves its whole length or nothing (the ring's head or
  * tail moves by exactly that much), a refusal or underrun is counted and sets its STATUS
@@ -13,7 +13,6 @@
  * memory, also: a model queue per ring decides which writes are accepted and what every
  * read returns (the bytes B reads are exactly the bytes A's accepted writes sent, in
  * order), and STATUS, RX_AVAIL and TX_SPACE read what the model says, PEER_GONE included. */
-#include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,12 +22,12 @@
 #include "devices/portio_channel.h"
 #include "fuzz.h"
 #include "support/clock.h"
+#include "support/pci_windows.h"
 #include "support/portio_pair.h"
-#include "vmm/exit_dispatch.h"
 
 /* Peers 0..3 can join, leave and be attacked; 4..63 stay absent with empty rings. */
 #define MODEL_PEERS 4
-/* A string exit's data follows struct kvm_run in the same mapping, a page in. */
+/* Where a string access keeps its data in run_page (a page in, as in a KVM run mapping). */
 #define RUN_DATA_OFFSET 4096u
 /* A string is at most a page, as KVM hands them over, unless bit 15 of its count asks for
  * a large one (up to twice a ring): long element-by-element strings are slow to fuzz. */
@@ -182,7 +181,7 @@ static void model_control(struct harness *h, struct guest *g, uint32_t value)
         q->tail = q->head;
 }
 
-/* The broker's portio_channel_set_present(), and the partner rules of portio_regs.h: the
+/* The broker's portio_channel_set_present(), and the partner rules of docs/portio.md: the
  * partner present at selection, or the first to appear after it, is the one; once it
  * leaves, PEER_GONE holds until PEER is written. */
 static void model_presence(struct harness *h, unsigned int id, bool present)
@@ -350,9 +349,10 @@ static void data_read_done(struct harness *h, struct guest *g, const struct data
 }
 
 /* One access of g's guest at BAR offset: a single in/out through the bus (data: size bytes),
- * or, with string, a rep ins/outs exit of count elements through exit_dispatch() (data in
- * run_page). Checks what the device did against the model, which it then updates. Returns
- * false, doing nothing, for a WAIT read that may sleep once this input has slept enough. */
+ * or, with string, a rep ins/outs of count elements through bus_access_string() as the exit
+ * dispatcher passes it on (data in run_page). Checks what the device did against the model,
+ * which it then updates. Returns false, doing nothing, for a WAIT read that may sleep once
+ * this input has slept enough. */
 static bool guest_access(struct harness *h, struct guest *g, uint64_t offset, uint32_t size,
                          uint32_t count, bool is_write, uint8_t *data, bool string)
 {
@@ -370,21 +370,11 @@ static bool guest_access(struct harness *h, struct guest *g, uint64_t offset, ui
     uint64_t head_before = ring_counter(h, g->own, g->peer, true);
     uint64_t tail_before = ring_counter(h, g->peer, g->own, false);
     int64_t start = test_now_ms();
-    if (string) {
-        struct kvm_run *run = (struct kvm_run *)run_page;
-        struct exit_outcome outcome;
-        memset(run, 0, sizeof(*run));
-        run->exit_reason = KVM_EXIT_IO;
-        run->io.direction = is_write ? KVM_EXIT_IO_OUT : KVM_EXIT_IO_IN;
-        run->io.size = (uint8_t)size;
-        run->io.port = (uint16_t)(g->vm->bar + offset);
-        run->io.count = count;
-        run->io.data_offset = RUN_DATA_OFFSET;
-        exit_dispatch(run, sizeof(run_page), &g->vm->pio, &g->vm->mmio, &outcome);
-        FUZZ_REQUIRE(outcome.action == EXIT_ACTION_CONTINUE, "exit_dispatch: %s", outcome.reason);
-    } else {
+    if (string && count != 1)
+        /* A rep ins/outs exit, as the exit dispatcher hands it to the bus. */
+        bus_access_string(&g->vm->pio, g->vm->bar + offset, data, size, count, is_write);
+    else
         bus_access(&g->vm->pio, g->vm->bar + offset, data, size, is_write);
-    }
     int64_t took = test_now_ms() - start;
     FUZZ_REQUIRE(took < WAIT_BOUND_MS, "peer %u: an access at %#llx (%u x %u bytes) took %lld ms",
                  g->own, (unsigned long long)offset, count, size, (long long)took);
@@ -508,7 +498,8 @@ static void harness_init(struct harness *h)
         struct vm *vm = &h->vms[i];
         FUZZ_REQUIRE(bus_init(&vm->pio, "pio") == 0 && bus_init(&vm->mmio, "mmio") == 0,
                      "bus_init");
-        FUZZ_REQUIRE(pci_bus_init(&vm->pci, &vm->pio, &vm->mmio, NULL) == 0, "pci_bus_init");
+        FUZZ_REQUIRE(pci_bus_init(&vm->pci, &vm->pio, &vm->mmio, TEST_PCI_WINDOWS) == 0,
+                     "pci_bus_init");
     }
     FUZZ_REQUIRE(portio_pair_init(&h->pair, channel, &h->vms[0].pci, &h->vms[1].pci) == 0,
                  "portio_pair_init");

@@ -1,7 +1,9 @@
 /* The port I/O / MMIO bus: range bookkeeping and dispatch. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -249,6 +251,91 @@ static void test_callback_may_register(void **state)
     alarm(0);
 }
 
+/* vCPU threads keep accessing while another thread adds and removes ranges (the array is
+ * reallocated and shifted under them): every access to a range that stays put reaches it,
+ * and an access to a range that comes and goes either reaches it whole or is unclaimed. */
+#define CHURN_READERS  3
+#define CHURN_ACCESSES 100000
+#define STABLE_BASE    0x8000
+#define CHURN_BASE     0x1000
+#define CHURN_RANGES   40 /* past the initial capacity, so the array grows and moves */
+
+struct churn {
+    struct bus *bus;
+    atomic_bool stop;
+    atomic_uint_fast64_t stable_calls;
+    atomic_uint_fast64_t churn_hits, churn_misses, churn_torn;
+    atomic_uint_fast64_t errors; /* counted, not asserted: cmocka asserts only on its thread */
+};
+
+static void counting_io(void *owner, uint64_t offset, void *data, uint32_t size, bool is_write)
+{
+    atomic_uint_fast64_t *calls = owner;
+    (void)is_write;
+    atomic_fetch_add(calls, 1);
+    memset(data, (int)(0x10 + offset), size);
+}
+
+static void *churn_reader(void *arg)
+{
+    struct churn *c = arg;
+    for (unsigned i = 0; i < CHURN_ACCESSES; i++) {
+        uint32_t v = 0;
+        if (!bus_access(c->bus, STABLE_BASE + 4, &v, 4, false) || v != 0x14141414)
+            atomic_fetch_add(&c->errors, 1);
+        uint32_t w = 0;
+        if (bus_access(c->bus, CHURN_BASE + (i % CHURN_RANGES) * 0x10, &w, 4, false))
+            atomic_fetch_add(&c->churn_hits, 1);
+        else
+            atomic_fetch_add(&c->churn_misses, 1);
+        if (w != 0x10101010 && w != 0xffffffff)
+            atomic_fetch_add(&c->churn_torn, 1);
+    }
+    return NULL;
+}
+
+static void *churn_writer(void *arg)
+{
+    struct churn *c = arg;
+    static atomic_uint_fast64_t churn_calls;
+    while (!atomic_load(&c->stop)) {
+        for (unsigned i = 0; i < CHURN_RANGES; i++)
+            if (bus_register(c->bus, CHURN_BASE + i * 0x10, 0x10, counting_io, &churn_calls,
+                             "churn"))
+                atomic_fetch_add(&c->errors, 1);
+        for (unsigned i = 0; i < CHURN_RANGES; i++)
+            if (bus_unregister(c->bus, CHURN_BASE + i * 0x10, &churn_calls))
+                atomic_fetch_add(&c->errors, 1);
+    }
+    return NULL;
+}
+
+static void test_accesses_while_ranges_change(void **state)
+{
+    struct churn c = {.bus = *state};
+    pthread_t readers[CHURN_READERS], writer;
+
+    assert_int_equal(bus_register(c.bus, STABLE_BASE, 0x10, counting_io, &c.stable_calls, "stable"),
+                     0);
+    alarm(30);
+    assert_int_equal(pthread_create(&writer, NULL, churn_writer, &c), 0);
+    for (unsigned i = 0; i < CHURN_READERS; i++)
+        assert_int_equal(pthread_create(&readers[i], NULL, churn_reader, &c), 0);
+    for (unsigned i = 0; i < CHURN_READERS; i++)
+        pthread_join(readers[i], NULL);
+    atomic_store(&c.stop, true);
+    pthread_join(writer, NULL);
+    alarm(0);
+
+    uint64_t total = (uint64_t)CHURN_READERS * CHURN_ACCESSES;
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(atomic_load(&c.stable_calls), total);
+    assert_int_equal(atomic_load(&c.churn_hits) + atomic_load(&c.churn_misses), total);
+    assert_int_equal(atomic_load(&c.bus->unclaimed_reads), atomic_load(&c.churn_misses));
+    assert_int_equal(atomic_load(&c.churn_torn), 0);
+    assert_int_equal(c.bus->count, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +350,7 @@ int main(void)
                                         bus_teardown),
         cmocka_unit_test_setup_teardown(test_unregister, bus_setup, bus_teardown),
         cmocka_unit_test_setup_teardown(test_callback_may_register, bus_setup, bus_teardown),
+        cmocka_unit_test_setup_teardown(test_accesses_while_ranges_change, bus_setup, bus_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include "support/fds.h"
 #include "support/ivshmem_vmm.h"
 #include "support/pci_guest.h"
+#include "support/pci_windows.h"
 
 #define SLOT     1
 #define SHM_SIZE 0x10000ull
@@ -48,7 +49,7 @@ static struct fixture *fixture_new(unsigned vectors)
     assert_non_null(f->shm);
     assert_int_equal(bus_init(&f->pio, "pio"), 0);
     assert_int_equal(bus_init(&f->mmio, "mmio"), 0);
-    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, NULL), 0);
+    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, TEST_PCI_WINDOWS), 0);
     assert_int_equal(ivshmem_init(&f->dev, &f->pci, f->shm, SHM_SIZE, vectors, &fake_ops, &f->vmm),
                      0);
     return f;
@@ -493,7 +494,7 @@ static void test_status_page_unmapped(void **state)
     assert_non_null(f->shm);
     assert_int_equal(bus_init(&f->pio, "pio"), 0);
     assert_int_equal(bus_init(&f->mmio, "mmio"), 0);
-    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, NULL), 0);
+    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, TEST_PCI_WINDOWS), 0);
     assert_int_equal(ivshmem_init(&f->dev, &f->pci, f->shm, SHM_SIZE, 1, &fake_ops, &f->vmm), 0);
     assert_false(f->vmm.status_mapped);
     assert_int_equal(reg_read(f, IVSHMEM_REG_FEATURES), IVSHMEM_FEATURE_DOORBELL_PORT);
@@ -844,7 +845,7 @@ static void test_init_errors(void **state)
 
     assert_int_equal(bus_init(&pio, "pio"), 0);
     assert_int_equal(bus_init(&mmio, "mmio"), 0);
-    assert_int_equal(pci_bus_init(&pci, &pio, &mmio, NULL), 0);
+    assert_int_equal(pci_bus_init(&pci, &pio, &mmio, TEST_PCI_WINDOWS), 0);
     assert_int_equal(ivshmem_init(&dev, &pci, shm, 0x1800, 1, &fake_ops, &vmm), -EINVAL);
     assert_int_equal(ivshmem_init(&dev, &pci, shm, 0x800, 1, &fake_ops, &vmm), -EINVAL);
     assert_int_equal(ivshmem_init(&dev, &pci, NULL, 0x2000, 1, &fake_ops, &vmm), -EINVAL);

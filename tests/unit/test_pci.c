@@ -7,12 +7,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "support/pci_guest.h"
+#include "support/pci_windows.h"
 
 #define IO_START     0xC000ull
 #define IO_END       0x10000ull
@@ -45,6 +47,7 @@ struct testdev {
     uint64_t io_hits[PCI_NUM_BARS];
     uint32_t written_offset, written_size;
     unsigned written_calls;
+    uint32_t written_command; /* COMMAND as the hook read it */
 };
 
 struct bar_tag {
@@ -76,6 +79,8 @@ static void testdev_on_map(void *owner, unsigned bar, uint64_t base, bool mapped
 static void testdev_config_written(void *owner, uint32_t offset, uint32_t size)
 {
     struct testdev *d = owner;
+    /* The hook runs with the pci_device lock held: only the _locked reader may be used. */
+    d->written_command = pci_config_read_locked(&d->pci, PCI_COMMAND, 2);
     d->written_offset = offset;
     d->written_size = size;
     d->written_calls++;
@@ -153,7 +158,7 @@ static void fixture_free(struct fixture *f)
 /* Fixture with the test device plugged in (slot 1). */
 static int setup_dev(void **state)
 {
-    struct fixture *f = fixture_new(NULL);
+    struct fixture *f = fixture_new(TEST_PCI_WINDOWS);
     testdev_init(f, &f->dev, true);
     assert_int_equal(pci_bus_add_device(&f->pci, &f->dev.pci), 0);
     *state = f;
@@ -174,7 +179,7 @@ static int teardown_dev(void **state)
 
 static int setup_bare(void **state)
 {
-    *state = fixture_new(NULL);
+    *state = fixture_new(TEST_PCI_WINDOWS);
     return 0;
 }
 
@@ -703,6 +708,20 @@ static void test_config_written_hook(void **state)
     assert_int_equal(f->dev.written_calls, calls + 2);
 }
 
+/* The hook reads its own config space through pci_config_read_locked() and sees the write
+ * that called it; the device mutex is not recursive, so taking it again would hang here. */
+static void test_config_written_hook_reads_config(void **state)
+{
+    struct fixture *f = *state;
+
+    alarm(10);
+    pci_guest_write(&f->pio, 1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    assert_int_equal(f->dev.written_command, PCI_COMMAND_MEMORY);
+    pci_guest_write(&f->pio, 1, PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+    assert_int_equal(f->dev.written_command, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+    alarm(0);
+}
+
 /* ---- firmware-style assignment limits ---- */
 
 static void test_assignment_out_of_window(void **state)
@@ -770,6 +789,7 @@ static void test_bad_windows(void **state)
     struct pci_bus bus;
     struct pci_windows w = {0xC000, 0x10000, 0xC0000000, 0xFEC00000, 1ull << 38, 1ull << 39};
 
+    assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, NULL), -EINVAL);
     w.io_end = 0x10004;
     assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, &w), -EINVAL);
     w.io_end = 0x10000;
@@ -779,7 +799,7 @@ static void test_bad_windows(void **state)
     w.mmio64_start = w.mmio64_end + 1;
     assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, &w), -EINVAL);
     /* The config ports belong to the first PCI bus on this port bus. */
-    assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, NULL), -EEXIST);
+    assert_int_equal(pci_bus_init(&bus, &f->pio, &f->mmio, TEST_PCI_WINDOWS), -EEXIST);
     assert_int_equal(f->pio.count, 2);
 }
 
@@ -807,7 +827,7 @@ static void test_slots_run_out(void **state)
         testdev_destroy(&devs[i]);
     }
     /* Re-init so the teardown has something to destroy. */
-    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, NULL), 0);
+    assert_int_equal(pci_bus_init(&f->pci, &f->pio, &f->mmio, TEST_PCI_WINDOWS), 0);
 }
 
 static void test_bad_bar_descriptions(void **state)
@@ -970,6 +990,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_fields, setup_dev, teardown_dev),
         cmocka_unit_test_setup_teardown(test_status_w1c, setup_bare, teardown_bare),
         cmocka_unit_test_setup_teardown(test_capability_list, setup_bare, teardown_bare),
+        cmocka_unit_test_setup_teardown(test_config_written_hook_reads_config, setup_dev,
+                                        teardown_dev),
         cmocka_unit_test_setup_teardown(test_config_written_hook, setup_dev, teardown_dev),
         cmocka_unit_test(test_assignment_out_of_window),
         cmocka_unit_test_setup_teardown(test_bad_windows, setup_bare, teardown_bare),

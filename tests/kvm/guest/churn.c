@@ -12,8 +12,6 @@
 #include "ivshmem.h"
 #include "shm_churn.h"
 
-#define IVSHMEM_PEERS_HI 24
-
 struct churn {
     struct ivshmem dev;
     struct churn_reader reader;
@@ -22,8 +20,8 @@ struct churn {
 
 static uint64_t present_peers(const struct ivshmem *dev)
 {
-    return mmio_read32(dev->regs + IVSHMEM_PEERS_LO) |
-           (uint64_t)mmio_read32(dev->regs + IVSHMEM_PEERS_HI) << 32;
+    return mmio_read32(dev->regs + IVSHMEM_REG_PEERS_LO) |
+           (uint64_t)mmio_read32(dev->regs + IVSHMEM_REG_PEERS_HI) << 32;
 }
 
 /* Rings vector 0 of every present peer but this one; returns how many. */
@@ -33,7 +31,7 @@ static uint64_t ring_others(const struct ivshmem *dev, uint64_t present)
     for (unsigned id = 0; id < CHURN_MAX_PEERS; id++) {
         if (id == dev->own_id || !(present & (1ull << id)))
             continue;
-        mmio_write32(dev->regs + IVSHMEM_DOORBELL, id << 16);
+        mmio_write32(dev->regs + IVSHMEM_REG_DOORBELL, IVSHMEM_DOORBELL(id, 0));
         rung++;
     }
     return rung;
@@ -80,7 +78,7 @@ int tiny_main(void)
     if (c->dev.shm_size < CHURN_MIN_SHM)
         tiny_fail("BAR2 of %lu bytes is under the %u the churn layout needs", c->dev.shm_size,
                   CHURN_MIN_SHM);
-    if (mmio_read32(c->dev.regs + IVSHMEM_EXT_ID) != IVSHMEM_EXT_SIG)
+    if (mmio_read32(c->dev.regs + IVSHMEM_REG_EXT_ID) != IVSHMEM_EXT_SIGNATURE)
         tiny_fail("no presence extension (\"MVP1\") in BAR0: not minivmm's ivshmem");
     if (c->dev.own_id >= CHURN_MAX_PEERS)
         tiny_fail("peer ID %u has no region", c->dev.own_id);

@@ -24,8 +24,8 @@ int tiny_main(void)
     tiny_printf("doorbell: peer %u, %s, MSI-X vector 0 -> x2APIC 0 vector 0x%x\n", dev.own_id,
                 role ? "responder" : "initiator", TINY_IRQ_VECTOR);
     uint32_t peer = pair_meet(&dev, (unsigned)role, tsc_hz, TIMEOUT_S);
-    uint64_t doorbell = dev.regs + IVSHMEM_DOORBELL;
-    uint32_t ring_peer = peer << 16; /* vector 0 */
+    uint64_t doorbell = dev.regs + IVSHMEM_REG_DOORBELL;
+    uint32_t ring_peer = IVSHMEM_DOORBELL(peer, 0);
     uint64_t deadline = rdtsc() + TIMEOUT_S * tsc_hz;
 
     for (uint64_t i = 0; i < reps; i++) {

@@ -10,7 +10,7 @@
 
 void ivshmem_find(struct ivshmem *dev)
 {
-    dev->slot = pci_find(IVSHMEM_VENDOR, IVSHMEM_DEVICE);
+    dev->slot = pci_find(IVSHMEM_VENDOR_ID, IVSHMEM_DEVICE_ID);
     if (dev->slot < 0)
         tiny_fail("no ivshmem device (1af4:1110) on PCI bus 0: was minivmm given --shm?");
     dev->regs = pci_bar_address((unsigned)dev->slot, 0);
@@ -26,7 +26,7 @@ void ivshmem_find(struct ivshmem *dev)
                   dev->shm_size);
     if (dev->regs >= 0xFEC00000u || dev->regs < 0xC0000000u)
         tiny_fail("BAR0 at 0x%lx is outside the 32-bit PCI window", dev->regs);
-    dev->own_id = mmio_read32(dev->regs + IVSHMEM_IVPOSITION);
+    dev->own_id = mmio_read32(dev->regs + IVSHMEM_REG_IVPOSITION);
 }
 
 void ivshmem_enable_msix(const struct ivshmem *dev)

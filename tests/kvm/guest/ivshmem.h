@@ -1,16 +1,8 @@
-/* The ivshmem device as the tiny guests see it (README "Shared memory between VMs"). */
+/* The ivshmem device as the tiny guests use it; its registers are abi/ivshmem_regs.h. */
 #pragma once
 
+#include "abi/ivshmem_regs.h"
 #include "tiny.h"
-
-#define IVSHMEM_VENDOR     0x1af4
-#define IVSHMEM_DEVICE     0x1110
-#define IVSHMEM_INTRMASK   0
-#define IVSHMEM_IVPOSITION 8
-#define IVSHMEM_DOORBELL   12
-#define IVSHMEM_EXT_ID     16
-#define IVSHMEM_PEERS_LO   20
-#define IVSHMEM_EXT_SIG    0x4D565031u /* "MVP1" */
 
 struct ivshmem {
     int slot;

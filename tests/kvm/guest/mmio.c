@@ -14,19 +14,19 @@ int tiny_main(void)
 
     uint64_t t0 = rdtsc();
     for (uint64_t i = 0; i < reps; i++)
-        if (mmio_read32(dev.regs + IVSHMEM_EXT_ID) != IVSHMEM_EXT_SIG)
+        if (mmio_read32(dev.regs + IVSHMEM_REG_EXT_ID) != IVSHMEM_EXT_SIGNATURE)
             tiny_fail("BAR0 read %lu: extension ID is not \"MVP1\"", i);
     uint64_t t1 = rdtsc();
     for (uint64_t i = 0; i < reps; i++)
-        mmio_write32(dev.regs + IVSHMEM_INTRMASK, (uint32_t)i);
+        mmio_write32(dev.regs + IVSHMEM_REG_INTRMASK, (uint32_t)i);
     uint64_t t2 = rdtsc();
     /* The doorbell reaches the own eventfd; vector 0 stays masked, so nothing is raised. */
-    uint32_t self_doorbell = dev.own_id << 16;
+    uint32_t self_doorbell = IVSHMEM_DOORBELL(dev.own_id, 0);
     for (uint64_t i = 0; i < reps; i++)
-        mmio_write32(dev.regs + IVSHMEM_DOORBELL, self_doorbell);
+        mmio_write32(dev.regs + IVSHMEM_REG_DOORBELL, self_doorbell);
     uint64_t t3 = rdtsc();
     /* Outside the timed loops, so the exit count stays 2 * reps plus a constant. */
-    uint32_t last = mmio_read32(dev.regs + IVSHMEM_INTRMASK);
+    uint32_t last = mmio_read32(dev.regs + IVSHMEM_REG_INTRMASK);
     if (reps && last != (uint32_t)(reps - 1))
         tiny_fail("interrupt mask register reads 0x%x after writing 0x%lx", last, reps - 1);
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "abi/debug_exit.h"
+
 /* Exit statuses through the debug-exit port; 0 is avoided because minivmm also exits 0
  * when the guest resets, so a reset can never look like a pass. */
 #define TINY_EXIT_PASS      32
@@ -19,8 +21,7 @@
 #define TINY_TIMER_VECTOR 0x41 /* the x2APIC timer that bounds tiny_idle() */
 #define TINY_IDLE_VECTOR  0x80 /* the gate behind tiny_idle() */
 
-#define DEBUG_EXIT_PORT 0xf4
-#define COM1_PORT       0x3f8
+#define COM1_PORT 0x3f8
 
 /* Each guest defines it; it runs at CPL3 and its return value is the exit status. */
 int tiny_main(void);

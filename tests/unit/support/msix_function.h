@@ -9,6 +9,7 @@
 #include "devices/bus.h"
 #include "devices/msix.h"
 #include "devices/pci.h"
+#include "tests/unit/support/pci_windows.h"
 
 struct msix_function {
     struct bus pio, mmio;
@@ -38,7 +39,7 @@ static inline int msix_function_init(struct msix_function *fn, unsigned int bar,
         return err;
     if ((err = bus_init(&fn->mmio, "mmio")))
         goto err_pio;
-    if ((err = pci_bus_init(&fn->pci, &fn->pio, &fn->mmio, NULL)))
+    if ((err = pci_bus_init(&fn->pci, &fn->pio, &fn->mmio, TEST_PCI_WINDOWS)))
         goto err_mmio;
     if ((err = pci_device_init(&fn->dev, &info, "msix", fn, NULL, msix_function_config_written)))
         goto err_pci;
