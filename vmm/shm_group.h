@@ -1,7 +1,7 @@
 /* A VM's membership in a shared-memory group (--shm=NAME[,size=SIZE][,vectors=N]): every
  * minivmm of this user started with the same NAME shares one memory of SIZE bytes and can
  * interrupt the others through eventfds, and QEMU's ivshmem-doorbell can join the same
- * group through the broker's socket (see broker.h for the runtime folder).
+ * group through the broker's socket (see docs/broker.md).
  *
  * The initial burst (what the broker sends on connect): version 0, our ID, -1 with the
  * memfd, each other peer's ID once per vector with that peer's eventfds, then our ID once
@@ -22,27 +22,10 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "vmm/broker.h"
+#include "vmm/shm_spec.h"
 
-#define SHM_DEFAULT_SIZE    (4ull << 20)
-#define SHM_DEFAULT_VECTORS 2
 /* How long shm_group_join() waits for each message of the initial burst. */
 #define SHM_JOIN_TIMEOUT_MS 5000
-
-struct shm_spec {
-    char name[SHM_NAME_MAX + 1];
-    uint64_t size;        /* a power of two, SHM_MIN_SIZE..SHM_MAX_SIZE */
-    unsigned int vectors; /* 0..SHM_MAX_VECTORS; 0: memory only */
-    bool sandbox;         /* a broker this join starts sandboxes itself (default true) */
-    bool portio;          /* portio=on: also join the group's port I/O channel */
-};
-
-/* Parses "NAME[,size=SIZE][,vectors=N][,portio=on|off]" (keys in any order, each at most
- * once; SIZE as for --mem: 4096, 64K, 4M, 1G...). Defaults: SHM_DEFAULT_SIZE,
- * SHM_DEFAULT_VECTORS, portio off.
- * Returns 0, or -EINVAL with a sentence in why that names the mistake (the caller adds
- * "--shm '...': " in front). */
-int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t why_len);
 
 /* Another peer as the initial burst described it: its eventfds, one per vector (write the
  * 8-byte value 1 to fds[v] to raise vector v in that peer). */
@@ -98,7 +81,7 @@ struct shm_group {
 };
 
 /* Joins (or creates) the group: finds the runtime folder, connects to NAME's broker or
- * spawns one (so call it before creating any thread), reads the initial burst, checks the
+ * starts one (vmm/broker/connect.h), reads the initial burst, checks the
  * memfd's seals (F_SEAL_SHRINK|F_SEAL_GROW) and size, and maps it. Returns 0, or -errno
  * with a sentence in why; on failure g holds nothing and shm_group_leave() is a no-op.
  * g is overwritten: it must not hold a group already. */
@@ -132,10 +115,3 @@ int shm_group_start(struct shm_group *g, const struct shm_group_events *events, 
  * the memory and closes every fd still owned by g. Safe on a zeroed g, after a failed
  * join, and twice. */
 void shm_group_leave(struct shm_group *g);
-
-/* For --shm-list: one line per group in the runtime folder, sorted by name:
- *   NAME size=4M vectors=2 broker_pid=PID peers=2 [0:pid=PID 1:pid=PID]
- * with " STALE (broker not running)" after broker_pid when its broker is dead (a status
- * file it could not remove; the next joiner cleans it up). Returns the number of groups
- * listed or -errno (the reason already logged). */
-int shm_group_list(FILE *out);
