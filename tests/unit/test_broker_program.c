@@ -1,6 +1,6 @@
 /* minivmm-broker from the outside, as a person runs it for a QEMU-only group: started by
  * hand in a private XDG_RUNTIME_DIR, it prints its socket, refuses a second start of the
- * same group, greets a client as docs/ivshmem-interface.md says, and on SIGTERM ends with
+ * same group, greets a client as QEMU's ivshmem spec says, and on SIGTERM ends with
  * status 0 having removed its socket, status and lock files. No KVM needed. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* The broker's server loop: the server side of QEMU's ivshmem protocol (see
- * ivshmem_protocol.h and docs/ivshmem-interface.md), run by minivmm-broker (main.c) as a
+ * ivshmem_protocol.h and docs/broker.md), run by minivmm-broker (main.c) as a
  * process of its own, so that any VM of a group may exit or be killed, the one that
  * started the group included, without the others losing anything. Single-threaded; the
  * unit tests and fuzzers also run it in a child or a thread. */
