@@ -1,17 +1,9 @@
 /* A VM's membership in a shared-memory group (--shm=NAME[,size=SIZE][,vectors=N]): every
  * minivmm of this user started with the same NAME shares one memory of SIZE bytes and can
- * interrupt the others through eventfds, and QEMU's ivshmem-doorbell can join the same
- * group through the broker's socket (see docs/broker.md).
- *
- * The initial burst (what the broker sends on connect): version 0, our ID, -1 with the
- * memfd, each other peer's ID once per vector with that peer's eventfds, then our ID once
- * per vector with our own. The protocol has no end marker, so the client reads until it
- * holds its own N eventfds; the broker sends its own eventfds last. N comes from --shm
- * and was checked against NAME.group before connecting. With vectors=0 the burst ends
- * right after the memfd: the protocol announces a peer only through its eventfds, so in a
- * memory-only group peers are never announced (joining or already there), and the "ID
- * without fd" the broker sends when one leaves names a peer we never saw and is ignored.
- * A memory-only group reports no peer events at all; NAME.group still lists its peers. */
+ * interrupt the others through eventfds; QEMU's ivshmem-doorbell joins the same group
+ * through the broker's socket. Joining reads the broker's initial burst (docs/broker.md,
+ * "What a client reads"), then a thread of the group's own reports peers joining and
+ * leaving. In a memory-only group (vectors=0) the protocol announces no peer at all. */
 #pragma once
 
 #include <limits.h>
@@ -19,7 +11,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/types.h>
 
 #include "vmm/shm_spec.h"
