@@ -1,5 +1,5 @@
 /* The transport of the port I/O channel: memory that the VMMs of one --shm group share
- * (a sealed memfd the broker creates and hands only to minivmm clients, see vmm/broker.h),
+ * (a sealed memfd the broker creates and hands only to minivmm clients, see docs/broker.md),
  * holding one single-producer single-consumer byte ring per ordered pair of peers and a
  * presence word per peer. Plain C over a pointer, so two devices in one process (the unit
  * tests, a fuzzer) can share a calloc'ed or mmap'ed block the same way two VMMs share the

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "vmm/shm_group.h"
+#include "vmm/shm_spec.h"
 
 #define CLI_MAX_CPUS    64
 #define CLI_DEFAULT_MEM (256ull << 20)
@@ -35,7 +35,3 @@ enum cli_result {
 };
 
 enum cli_result cli_parse(int argc, char **argv, struct vm_config *config, FILE *out, FILE *err);
-
-/* Parses "512", "512K", "256M", "2G" (binary units, optional trailing "iB"/"B").
- * Returns 0 or -EINVAL (not a size) or -ERANGE (overflows 64 bits). */
-int parse_size(const char *text, uint64_t *size);

@@ -24,9 +24,9 @@ int guest_ram_init(struct guest_ram *ram, uint64_t size)
     /* Merging guest pages is not worth the scanning cost for short-lived VMs, but huge
      * pages cut EPT/NPT walks: ask for them, ignore the answer (a hint only). */
     (void)madvise(host, size, MADV_HUGEPAGE);
-    /* A --shm broker is forked after this mapping exists: without this it would share the
-     * guest's pages copy-on-write, and every store the VMM or KVM makes to guest RAM
-     * after the fork would have to break that sharing under KVM's feet. */
+    /* minivmm starts its broker with posix_spawn, which copies no memory; should anything
+     * ever fork, the child must not share the guest's pages copy-on-write, or every store
+     * the VMM or KVM makes to guest RAM afterwards would break that sharing under KVM. */
     if (madvise(host, size, MADV_DONTFORK) < 0) {
         int err = errno;
         munmap(host, size);

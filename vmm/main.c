@@ -13,13 +13,18 @@
 
 #include "common/log.h"
 #include "vmm/boot.h"
+#include "vmm/broker/status.h"
 #include "vmm/cli.h"
 #include "vmm/console.h"
 #include "vmm/exit_codes.h"
 #include "vmm/kernel_image.h"
 #include "vmm/kvm_host.h"
 #include "vmm/mapped_file.h"
+#include "vmm/shm_group.h"
 #include "vmm/vm.h"
+
+_Static_assert(CLI_MAX_CPUS <= VM_MAX_CPUS && CLI_MAX_SHM <= VM_MAX_SHM,
+               "the command line allows more than a VM holds");
 
 /* reboot=k: Linux resets through the i8042, which ends the VM. panic=-1: a panicking
  * kernel resets at once instead of hanging. acpi=off: there are no ACPI tables (the MP
@@ -174,7 +179,7 @@ int main(int argc, char **argv)
     }
     log_set_verbose(config.verbose);
     if (config.shm_list) {
-        int groups = shm_group_list(stdout);
+        int groups = broker_status_list(stdout);
         if (groups == 0)
             printf("no shared-memory groups\n");
         return groups < 0 ? EXIT_HOST_ERROR : 0;

@@ -9,7 +9,7 @@
 
 #include "common/log.h"
 #include "vmm/exit_codes.h"
-#include "vmm/vm.h"
+#include "vmm/irq_routing.h"
 
 /* The ivshmem ops run with the device's locks held and must not block: each is one
  * ioctl. Errors are returned to the device, which logs and leaves the mapping absent. */
@@ -27,7 +27,7 @@ static int shm_map_memory(void *ctx, unsigned bar, uint64_t gpa, void *host, uin
         .memory_size = map ? size : 0,
         .userspace_addr = (uintptr_t)host,
     };
-    if (ioctl(shm->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+    if (ioctl(shm->machine.vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
         int err = errno;
         /* The guest chose the address (it may lie beyond what the CPU can address): the
          * device reports the failure as a warning, so this detail is for --verbose. */
@@ -51,7 +51,7 @@ static int shm_bind_doorbell(void *ctx, bool pio, uint64_t addr, uint32_t datama
         .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
                  (bind ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
     };
-    if (ioctl(shm->vm->vm_fd, KVM_IOEVENTFD, &ioeventfd) < 0) {
+    if (ioctl(shm->machine.vm_fd, KVM_IOEVENTFD, &ioeventfd) < 0) {
         int err = errno;
         log_error("KVM_IOEVENTFD %s %s 0x%llx datamatch 0x%x fd %d: %s",
                   bind ? "assign" : "deassign", pio ? "port" : "address", (unsigned long long)addr,
@@ -65,7 +65,7 @@ static int shm_irq_route(void *ctx, uint16_t vector, uint64_t addr, uint32_t dat
 {
     struct shm_device *shm = ctx;
     if (shm->vector_gsi[vector] == 0) {
-        int gsi = irq_routing_alloc_msi(&shm->vm->irq_routing);
+        int gsi = irq_routing_alloc_msi(shm->machine.irq_routing);
         if (gsi < 0) {
             log_error("no free GSI for ivshmem vector %u", vector);
             return gsi;
@@ -73,13 +73,13 @@ static int shm_irq_route(void *ctx, uint16_t vector, uint64_t addr, uint32_t dat
         shm->vector_gsi[vector] = gsi;
     }
     int gsi = shm->vector_gsi[vector];
-    int ret = irq_routing_set_msi(&shm->vm->irq_routing, gsi, addr, data);
+    int ret = irq_routing_set_msi(shm->machine.irq_routing, gsi, addr, data);
     if (ret)
         return ret;
     if (shm->irqfd_attached[vector])
         return 0; /* a new message for an attached irqfd is only a route change */
     struct kvm_irqfd irqfd = {.fd = (uint32_t)eventfd, .gsi = (uint32_t)gsi};
-    if (ioctl(shm->vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+    if (ioctl(shm->machine.vm_fd, KVM_IRQFD, &irqfd) < 0) {
         int err = errno;
         log_error("KVM_IRQFD assign fd %d to GSI %d (vector %u): %s", eventfd, gsi, vector,
                   strerror(err));
@@ -99,7 +99,7 @@ static void shm_irq_unroute(void *ctx, uint16_t vector, int eventfd)
         .gsi = (uint32_t)shm->vector_gsi[vector],
         .flags = KVM_IRQFD_FLAG_DEASSIGN,
     };
-    if (ioctl(shm->vm->vm_fd, KVM_IRQFD, &irqfd) < 0)
+    if (ioctl(shm->machine.vm_fd, KVM_IRQFD, &irqfd) < 0)
         log_error("KVM_IRQFD deassign fd %d from GSI %d (vector %u): %s", eventfd,
                   shm->vector_gsi[vector], vector, strerror(errno));
     /* The GSI stays reserved for this vector: the next unmask reuses it. */
@@ -114,7 +114,7 @@ static void shm_irq_fire(void *ctx, uint64_t addr, uint32_t data)
         .address_hi = (uint32_t)(addr >> 32),
         .data = data,
     };
-    if (ioctl(shm->vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
+    if (ioctl(shm->machine.vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
         log_error("KVM_SIGNAL_MSI 0x%llx/0x%x: %s", (unsigned long long)addr, data,
                   strerror(errno));
 }
@@ -155,8 +155,8 @@ static void shm_broker_lost(void *ctx)
 static void shm_thread_started(void *ctx)
 {
     struct shm_device *shm = ctx;
-    /* A failure stops the VM; the thread itself may go on: it only forwards peers. */
-    vm_enter_sandbox(shm->vm, SANDBOX_IO);
+    if (shm->machine.thread_started)
+        shm->machine.thread_started(shm->machine.ctx);
 }
 
 static const struct shm_group_events shm_group_events = {
@@ -166,11 +166,11 @@ static const struct shm_group_events shm_group_events = {
     .broker_lost = shm_broker_lost,
 };
 
-int shm_device_create(struct shm_device *shm, struct vm *vm, const struct shm_spec *spec,
-                      unsigned int memory_slot)
+int shm_device_create(struct shm_device *shm, const struct shm_machine *machine,
+                      const struct shm_spec *spec, unsigned int memory_slot)
 {
     memset(shm, 0, sizeof(*shm));
-    shm->vm = vm;
+    shm->machine = *machine;
     shm->memory_slot = memory_slot;
 
     char why[256];
@@ -179,7 +179,7 @@ int shm_device_create(struct shm_device *shm, struct vm *vm, const struct shm_sp
         log_error("--shm=%s: %s", spec->name, why);
         return ret == -EUSERS ? EXIT_GROUP_FULL : EXIT_HOST_ERROR;
     }
-    ret = ivshmem_init(&shm->ivshmem, &vm->pci, shm->group.mem, shm->group.mem_size,
+    ret = ivshmem_init(&shm->ivshmem, machine->pci, shm->group.mem, shm->group.mem_size,
                        shm->group.vectors, &shm_ivshmem_ops, shm);
     if (ret) {
         log_error("--shm=%s: adding the ivshmem device to the PCI bus: %s", spec->name,
@@ -197,7 +197,7 @@ int shm_device_create(struct shm_device *shm, struct vm *vm, const struct shm_sp
         return EXIT_HOST_ERROR;
     }
     if (shm->group.portio_mem) {
-        ret = portio_init(&shm->portio, &vm->pci, shm->group.portio_mem, shm->group.id);
+        ret = portio_init(&shm->portio, machine->pci, shm->group.portio_mem, shm->group.id);
         if (ret) {
             log_error("--shm=%s: adding the port I/O channel to the PCI bus: %s", spec->name,
                       strerror(-ret));

@@ -10,10 +10,21 @@
 #include "devices/portio.h"
 #include "vmm/shm_group.h"
 
-struct vm;
+struct irq_routing;
+struct pci_bus;
+
+/* What the device needs of its VM, and nothing more. */
+struct shm_machine {
+    int vm_fd;                       /* memory slots, ioeventfds, irqfds, MSIs */
+    struct irq_routing *irq_routing; /* a GSI per MSI-X vector */
+    struct pci_bus *pci;             /* where the functions are plugged */
+    /* First thing in the group's thread, before any event: where the VMM sandboxes it. */
+    void (*thread_started)(void *ctx);
+    void *ctx;
+};
 
 struct shm_device {
-    struct vm *vm;
+    struct shm_machine machine;
     unsigned int memory_slot;
     struct shm_group group;
     struct ivshmem ivshmem;
@@ -25,11 +36,11 @@ struct shm_device {
 };
 
 /* memory_slot and memory_slot + 1 are the KVM memory slots of BAR2 and the status page.
- * Joins the group (spawning its broker if needed: call before any thread exists), plugs
- * the device into the VM's PCI bus and starts following the group's peers. Returns 0 or
- * a minivmm exit code after printing why. */
-int shm_device_create(struct shm_device *shm, struct vm *vm, const struct shm_spec *spec,
-                      unsigned int memory_slot);
+ * Joins the group (starting its broker if needed), plugs the device into the machine's
+ * PCI bus and starts following the group's peers. Returns 0 or a minivmm exit code after
+ * printing why. */
+int shm_device_create(struct shm_device *shm, const struct shm_machine *machine,
+                      const struct shm_spec *spec, unsigned int memory_slot);
 
 /* Leaves the group and unplugs the device. Call with the vCPUs stopped. Safe after a
  * failed create. */

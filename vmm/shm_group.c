@@ -1,11 +1,11 @@
 #include "vmm/shm_group.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -17,145 +17,11 @@
 
 #include "common/log.h"
 #include "devices/portio_channel.h"
-#include "vmm/cli.h"
+#include "vmm/broker/connect.h"
+#include "vmm/broker/runtime.h"
 #include "vmm/ivshmem_protocol.h"
 #include "vmm/reason.h"
-
-/* ---- --shm=NAME[,size=SIZE][,vectors=N] ---------------------------------------------- */
-
-static int spec_check(const struct shm_spec *spec, char *why, size_t why_len)
-{
-    if (!shm_name_valid(spec->name)) {
-        reason_set(why, why_len,
-                   "group name '%s' must be 1 to %d characters of A-Z a-z 0-9 . _ - and must not "
-                   "start with '.'",
-                   spec->name, SHM_NAME_MAX);
-        return -EINVAL;
-    }
-    if (spec->size < SHM_MIN_SIZE || spec->size > SHM_MAX_SIZE) {
-        reason_set(why, why_len, "size %" PRIu64 " is out of range (%lluK to %lluG)", spec->size,
-                   SHM_MIN_SIZE >> 10, SHM_MAX_SIZE >> 30);
-        return -EINVAL;
-    }
-    if (spec->size & (spec->size - 1)) {
-        reason_set(why, why_len, "size %" PRIu64 " is not a power of two (a PCI BAR must be)",
-                   spec->size);
-        return -EINVAL;
-    }
-    if (spec->vectors > SHM_MAX_VECTORS) {
-        reason_set(why, why_len, "vectors %u is out of range (0 to %d)", spec->vectors,
-                   SHM_MAX_VECTORS);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t why_len)
-{
-    memset(spec, 0, sizeof(*spec));
-    spec->size = SHM_DEFAULT_SIZE;
-    spec->vectors = SHM_DEFAULT_VECTORS;
-    spec->sandbox = true;
-    if (!text) {
-        reason_set(why, why_len, "missing group name");
-        return -EINVAL;
-    }
-
-    size_t name_len = strcspn(text, ",");
-    if (name_len == 0) {
-        reason_set(why, why_len, "missing group name (NAME[,size=SIZE][,vectors=N])");
-        return -EINVAL;
-    }
-    if (name_len > SHM_NAME_MAX) {
-        reason_set(why, why_len, "group name is %zu characters long, more than %d", name_len,
-                   SHM_NAME_MAX);
-        return -EINVAL;
-    }
-    memcpy(spec->name, text, name_len);
-    spec->name[name_len] = '\0';
-    if (!shm_name_valid(spec->name))
-        return spec_check(spec, why, why_len);
-
-    bool have_size = false, have_vectors = false, have_portio = false;
-    const char *item = text + name_len;
-    while (*item == ',') {
-        item++;
-        size_t len = strcspn(item, ",");
-        char buf[128];
-        if (len == 0) {
-            reason_set(why, why_len, "empty item after ',' (NAME[,size=SIZE][,vectors=N])");
-            return -EINVAL;
-        }
-        if (len >= sizeof(buf)) {
-            reason_set(why, why_len, "item '%.20s...' is too long", item);
-            return -EINVAL;
-        }
-        memcpy(buf, item, len);
-        buf[len] = '\0';
-        item += len;
-
-        char *value = strchr(buf, '=');
-        if (!value) {
-            reason_set(why, why_len, "'%s' is not KEY=VALUE (known keys: size, vectors, portio)",
-                       buf);
-            return -EINVAL;
-        }
-        *value++ = '\0';
-        if (strcmp(buf, "size") == 0) {
-            if (have_size) {
-                reason_set(why, why_len, "size is given twice");
-                return -EINVAL;
-            }
-            have_size = true;
-            int ret = parse_size(value, &spec->size);
-            if (ret == -EINVAL) {
-                reason_set(why, why_len, "size '%s' is not a size (for example 64K, 4M or 1G)",
-                           value);
-                return -EINVAL;
-            }
-            if (ret < 0 || spec->size < SHM_MIN_SIZE || spec->size > SHM_MAX_SIZE) {
-                reason_set(why, why_len, "size '%s' is out of range (%lluK to %lluG)", value,
-                           SHM_MIN_SIZE >> 10, SHM_MAX_SIZE >> 30);
-                return -EINVAL;
-            }
-            if (spec->size & (spec->size - 1)) {
-                reason_set(why, why_len, "size '%s' is not a power of two (a PCI BAR must be)",
-                           value);
-                return -EINVAL;
-            }
-        } else if (strcmp(buf, "vectors") == 0) {
-            if (have_vectors) {
-                reason_set(why, why_len, "vectors is given twice");
-                return -EINVAL;
-            }
-            have_vectors = true;
-            char *end;
-            errno = 0;
-            unsigned long n = strtoul(value, &end, 10);
-            if (!*value || *value < '0' || *value > '9' || *end || errno || n > SHM_MAX_VECTORS) {
-                reason_set(why, why_len, "vectors '%s': expected a number from 0 to %d", value,
-                           SHM_MAX_VECTORS);
-                return -EINVAL;
-            }
-            spec->vectors = (unsigned int)n;
-        } else if (strcmp(buf, "portio") == 0) {
-            if (have_portio) {
-                reason_set(why, why_len, "portio is given twice");
-                return -EINVAL;
-            }
-            have_portio = true;
-            if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
-                reason_set(why, why_len, "portio '%s': expected on or off", value);
-                return -EINVAL;
-            }
-            spec->portio = strcmp(value, "on") == 0;
-        } else {
-            reason_set(why, why_len, "unknown key '%s' (known keys: size, vectors, portio)", buf);
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
+#include "vmm/size.h"
 
 /* ---- joining -------------------------------------------------------------------------- */
 
@@ -426,8 +292,8 @@ static int memory_map(struct shm_group *g, char *why, size_t why_len)
     }
     if ((uint64_t)st.st_size != g->spec.size) {
         char have[32], want[32];
-        shm_format_size((uint64_t)st.st_size, have, sizeof(have));
-        shm_format_size(g->spec.size, want, sizeof(want));
+        format_size((uint64_t)st.st_size, have, sizeof(have));
+        format_size(g->spec.size, want, sizeof(want));
         reason_set(why, why_len, "the memory of group '%s' is %s, but size=%s was asked for",
                    g->spec.name, have, want);
         return -EEXIST;
@@ -473,7 +339,7 @@ static int join_on_socket(struct shm_group *g, char *why, size_t why_len)
 int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, size_t why_len)
 {
     group_reset(g);
-    int ret = spec_check(spec, why, why_len);
+    int ret = shm_spec_check(spec, why, why_len);
     if (ret < 0)
         return ret;
     g->spec = *spec;
@@ -545,7 +411,7 @@ int shm_group_join_socket(struct shm_group *g, const struct shm_spec *spec, int 
 {
     group_reset(g);
     g->sock = sock;
-    int ret = spec_check(spec, why, why_len);
+    int ret = shm_spec_check(spec, why, why_len);
     if (ret < 0)
         goto fail;
     g->spec = *spec;
@@ -719,87 +585,4 @@ void shm_group_leave(struct shm_group *g)
         g->thread_started = false;
     }
     group_release(g);
-}
-
-/* ---- --shm-list ------------------------------------------------------------------------ */
-
-static int name_compare(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int shm_group_list(FILE *out)
-{
-    char dir[PATH_MAX], why[512];
-    int ret = broker_runtime_dir(dir, sizeof(dir), why, sizeof(why));
-    if (ret < 0) {
-        log_error("%s", why);
-        return ret;
-    }
-    DIR *d = opendir(dir);
-    if (!d) {
-        ret = -errno;
-        log_error("opendir %s: %s", dir, strerror(errno));
-        return ret;
-    }
-    char **names = NULL;
-    size_t count = 0, room = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len <= 6 || strcmp(e->d_name + len - 6, ".group") != 0)
-            continue;
-        if (count == room) {
-            room = room ? room * 2 : 16;
-            char **bigger = realloc(names, room * sizeof(*names));
-            if (!bigger) {
-                ret = -ENOMEM;
-                break;
-            }
-            names = bigger;
-        }
-        names[count] = strndup(e->d_name, len - 6);
-        if (!names[count]) {
-            ret = -ENOMEM;
-            break;
-        }
-        count++;
-    }
-    closedir(d);
-    if (ret < 0) {
-        log_error("listing %s: %s", dir, strerror(-ret));
-        goto out;
-    }
-    qsort(names, count, sizeof(*names), name_compare);
-
-    struct broker_status *st = malloc(sizeof(*st));
-    if (!st) {
-        ret = -ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < count; i++) {
-        char path[PATH_MAX], size_text[32];
-        if (broker_path(path, sizeof(path), dir, names[i], ".group"))
-            continue;
-        int r = broker_status_read(path, st);
-        if (r < 0) {
-            fprintf(out, "%s unreadable status file %s: %s\n", names[i], path,
-                    r == -EBADMSG ? "malformed" : strerror(-r));
-            continue;
-        }
-        shm_format_size(st->size, size_text, sizeof(size_text));
-        fprintf(out, "%s size=%s vectors=%u broker_pid=%d%s peers=%u [", st->name, size_text,
-                st->vectors, (int)st->broker_pid,
-                broker_alive(st->broker_pid) ? "" : " STALE (broker not running)", st->peer_count);
-        for (unsigned int p = 0; p < st->peer_count; p++)
-            fprintf(out, "%s%u:pid=%d", p ? " " : "", st->peers[p].id, (int)st->peers[p].pid);
-        fprintf(out, "]\n");
-    }
-    free(st);
-    ret = (int)count;
-out:
-    for (size_t i = 0; i < count; i++)
-        free(names[i]);
-    free(names);
-    return ret;
 }

@@ -1,17 +1,9 @@
 /* A VM's membership in a shared-memory group (--shm=NAME[,size=SIZE][,vectors=N]): every
  * minivmm of this user started with the same NAME shares one memory of SIZE bytes and can
- * interrupt the others through eventfds, and QEMU's ivshmem-doorbell can join the same
- * group through the broker's socket (see broker.h for the runtime folder).
- *
- * The initial burst (what the broker sends on connect): version 0, our ID, -1 with the
- * memfd, each other peer's ID once per vector with that peer's eventfds, then our ID once
- * per vector with our own. The protocol has no end marker, so the client reads until it
- * holds its own N eventfds; the broker sends its own eventfds last. N comes from --shm
- * and was checked against NAME.group before connecting. With vectors=0 the burst ends
- * right after the memfd: the protocol announces a peer only through its eventfds, so in a
- * memory-only group peers are never announced (joining or already there), and the "ID
- * without fd" the broker sends when one leaves names a peer we never saw and is ignored.
- * A memory-only group reports no peer events at all; NAME.group still lists its peers. */
+ * interrupt the others through eventfds; QEMU's ivshmem-doorbell joins the same group
+ * through the broker's socket. Joining reads the broker's initial burst (docs/broker.md,
+ * "What a client reads"), then a thread of the group's own reports peers joining and
+ * leaving. In a memory-only group (vectors=0) the protocol announces no peer at all. */
 #pragma once
 
 #include <limits.h>
@@ -19,30 +11,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/types.h>
 
-#include "vmm/broker.h"
+#include "vmm/shm_spec.h"
 
-#define SHM_DEFAULT_SIZE    (4ull << 20)
-#define SHM_DEFAULT_VECTORS 2
 /* How long shm_group_join() waits for each message of the initial burst. */
 #define SHM_JOIN_TIMEOUT_MS 5000
-
-struct shm_spec {
-    char name[SHM_NAME_MAX + 1];
-    uint64_t size;        /* a power of two, SHM_MIN_SIZE..SHM_MAX_SIZE */
-    unsigned int vectors; /* 0..SHM_MAX_VECTORS; 0: memory only */
-    bool sandbox;         /* a broker this join starts sandboxes itself (default true) */
-    bool portio;          /* portio=on: also join the group's port I/O channel */
-};
-
-/* Parses "NAME[,size=SIZE][,vectors=N][,portio=on|off]" (keys in any order, each at most
- * once; SIZE as for --mem: 4096, 64K, 4M, 1G...). Defaults: SHM_DEFAULT_SIZE,
- * SHM_DEFAULT_VECTORS, portio off.
- * Returns 0, or -EINVAL with a sentence in why that names the mistake (the caller adds
- * "--shm '...': " in front). */
-int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t why_len);
 
 /* Another peer as the initial burst described it: its eventfds, one per vector (write the
  * 8-byte value 1 to fds[v] to raise vector v in that peer). */
@@ -98,7 +72,7 @@ struct shm_group {
 };
 
 /* Joins (or creates) the group: finds the runtime folder, connects to NAME's broker or
- * spawns one (so call it before creating any thread), reads the initial burst, checks the
+ * starts one (vmm/broker/connect.h), reads the initial burst, checks the
  * memfd's seals (F_SEAL_SHRINK|F_SEAL_GROW) and size, and maps it. Returns 0, or -errno
  * with a sentence in why; on failure g holds nothing and shm_group_leave() is a no-op.
  * g is overwritten: it must not hold a group already. */
@@ -132,10 +106,3 @@ int shm_group_start(struct shm_group *g, const struct shm_group_events *events, 
  * the memory and closes every fd still owned by g. Safe on a zeroed g, after a failed
  * join, and twice. */
 void shm_group_leave(struct shm_group *g);
-
-/* For --shm-list: one line per group in the runtime folder, sorted by name:
- *   NAME size=4M vectors=2 broker_pid=PID peers=2 [0:pid=PID 1:pid=PID]
- * with " STALE (broker not running)" after broker_pid when its broker is dead (a status
- * file it could not remove; the next joiner cleans it up). Returns the number of groups
- * listed or -errno (the reason already logged). */
-int shm_group_list(FILE *out);

@@ -185,7 +185,7 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_o
     memset(vm, 0, sizeof(*vm));
     vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
     vm->cpu_count = cpus;
-    for (unsigned int i = 0; i < CLI_MAX_CPUS; i++)
+    for (unsigned int i = 0; i < VM_MAX_CPUS; i++)
         vm->vcpus[i].fd = -1;
     int ret;
 
@@ -242,12 +242,29 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_o
     return vm_add_devices(vm, console_out);
 }
 
+/* A group's thread only forwards peers: a failure to sandbox it stops the VM. */
+static void vm_shm_thread_started(void *ctx)
+{
+    vm_enter_sandbox(ctx, SANDBOX_IO);
+}
+
 int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count)
 {
+    if (count > VM_MAX_SHM) {
+        log_error("%u shared-memory groups asked for, a VM holds %d", count, VM_MAX_SHM);
+        return EXIT_USAGE;
+    }
+    const struct shm_machine machine = {
+        .vm_fd = vm->vm_fd,
+        .irq_routing = &vm->irq_routing,
+        .pci = &vm->pci,
+        .thread_started = vm_shm_thread_started,
+        .ctx = vm,
+    };
     for (unsigned int i = 0; i < count; i++) {
         /* Slots 0 and 1 hold guest RAM below and above the PCI hole; each device takes two
          * (shared memory, status page). */
-        int ret = shm_device_create(&vm->shm[i], vm, &specs[i], 2 + 2 * i);
+        int ret = shm_device_create(&vm->shm[i], &machine, &specs[i], 2 + 2 * i);
         vm->shm_count = i + 1;
         if (ret)
             return ret;
@@ -399,7 +416,7 @@ int vm_load(struct vm *vm, const struct kernel_image *image, const uint8_t *init
 
 int vm_open_stats(struct vm *vm)
 {
-    int fds[CLI_MAX_CPUS];
+    int fds[VM_MAX_CPUS];
     for (unsigned int i = 0; i < vm->cpu_count; i++)
         fds[i] = vm->vcpus[i].fd;
     vm->stats_wanted = true;

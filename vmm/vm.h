@@ -16,13 +16,16 @@
 #include "devices/pci.h"
 #include "devices/uart.h"
 #include "vmm/boot.h"
-#include "vmm/cli.h"
 #include "vmm/guest_ram.h"
 #include "vmm/irq_routing.h"
 #include "vmm/kvm_stats.h"
 #include "vmm/kvm_stats_report.h"
 #include "vmm/sandbox.h"
 #include "vmm/shm_device.h"
+
+/* What one VM holds at most; the command line's limits (cli.h) stay within these. */
+#define VM_MAX_CPUS 64
+#define VM_MAX_SHM  4
 
 struct vm;
 
@@ -51,7 +54,7 @@ struct vm {
     struct bus pio;
     struct bus mmio;
     unsigned int cpu_count;
-    struct vcpu vcpus[CLI_MAX_CPUS];
+    struct vcpu vcpus[VM_MAX_CPUS];
     struct boot_layout boot;
 
     struct uart com1;
@@ -64,7 +67,7 @@ struct vm {
     bool pci_ready;
     struct irq_routing irq_routing;
     bool irq_routing_ready;
-    struct shm_device shm[CLI_MAX_SHM];
+    struct shm_device shm[VM_MAX_SHM];
     unsigned int shm_count;
     /* Set after vm_create(): each thread enters its sandbox once running (sandbox.h). */
     bool sandbox;
@@ -87,9 +90,8 @@ struct vm {
  * (EXIT_HOST_ERROR, EXIT_UNAVAILABLE) after printing why. */
 int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_out);
 
-/* Joins each --shm group and plugs its ivshmem device into the PCI bus. Call before any
- * thread exists (a group's broker may be forked). Returns 0 or an exit code after
- * printing why. */
+/* Joins each --shm group (at most VM_MAX_SHM) and plugs its ivshmem device into the PCI
+ * bus. Returns 0 or an exit code after printing why. */
 int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count);
 
 /* Loads the kernel and initrd, writes the MP table and boot tables, creates the vCPUs

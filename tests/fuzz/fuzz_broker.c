@@ -23,7 +23,10 @@
 
 #include "fuzz.h"
 #include "support/fds.h"
-#include "vmm/broker.h"
+#include "vmm/broker/connect.h"
+#include "vmm/broker/runtime.h"
+#include "vmm/broker/server.h"
+#include "vmm/broker/status.h"
 #include "vmm/ivshmem_protocol.h"
 
 #define NAME        "fuzz"

@@ -9,7 +9,10 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "vmm/broker.h"
+#include "vmm/broker/connect.h"
+#include "vmm/broker/runtime.h"
+#include "vmm/broker/server.h"
+#include "vmm/broker/status.h"
 
 static char dir[] = "/tmp/minivmm-fuzz-status-XXXXXX";
 static char path[sizeof(dir) + 16];

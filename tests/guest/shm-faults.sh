@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fault test for the shared-memory channels: VMs of one --shm group are SIGKILLed in the
 # middle of transfers and the group carries on.
-#   1. The VM that created the group (and so forked its broker) is killed during a polled
+#   1. The VM that created the group (and so started its broker) is killed during a polled
 #      transfer: the survivor's guest sees it leave, what it verified stays verified, its
 #      VMM keeps running.
 #   2. A new VM can still join the group the dead creator made; it is killed during an

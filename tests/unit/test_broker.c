@@ -22,7 +22,11 @@
 
 #include "tests/unit/support/ivshmem_client.h"
 #include "tests/unit/support/text.h"
-#include "vmm/broker.h"
+#include "vmm/broker/connect.h"
+#include "vmm/broker/runtime.h"
+#include "vmm/broker/server.h"
+#include "vmm/broker/status.h"
+#include "vmm/size.h"
 
 #define NAME  "grp"
 #define SIZE  (64u << 10)
@@ -66,8 +70,8 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The broker in a child, as broker_spawn() would run it but without the daemon dance, so
- * the test can wait for its exit status. */
+/* The broker loop in a forked child, as minivmm-broker runs it but without leaving its
+ * parent, so the test can wait for its exit status. */
 static void broker_start(struct fixture *f, unsigned int vectors, int first_client_timeout_ms)
 {
     char why[256];
@@ -81,12 +85,14 @@ static void broker_start(struct fixture *f, unsigned int vectors, int first_clie
     if (pid == 0) {
         alarm(30); /* a stuck broker must not outlive a failed test for long */
         close(ready[0]);
-        /* As broker_spawn() names it: joiners take it for a live broker. */
+        /* As minivmm-broker is named: joiners take it for a live broker. */
         prctl(PR_SET_NAME, BROKER_PROCESS_NAME, 0, 0, 0);
         /* Sandboxed as a spawned broker is: every test here checks its allow-list too. */
         struct broker_options opts = {
             .first_client_timeout_ms = first_client_timeout_ms,
             .ready_fd = ready[1],
+            .lock_fd = -1,
+            .stop_fd = -1,
             .sandbox = true,
         };
         _exit(broker_run_opts(listen_fd, f->dir, NAME, SIZE, vectors, &opts) == 0 ? 0 : 1);
@@ -519,7 +525,8 @@ static void test_bad_parameters_reported_on_ready_pipe(void **state)
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
         close(sv[1]);
-        struct broker_options opts = {.first_client_timeout_ms = 0, .ready_fd = ready[1]};
+        struct broker_options opts = {
+            .first_client_timeout_ms = 0, .ready_fd = ready[1], .lock_fd = -1, .stop_fd = -1};
         assert_int_equal(
             broker_run_opts(sv[0], f->dir, cases[i].name, cases[i].size, cases[i].vectors, &opts),
             -EINVAL);
@@ -680,13 +687,13 @@ static void test_format_size(void **state)
 {
     (void)state;
     char text[32];
-    shm_format_size(4096, text, sizeof(text));
+    format_size(4096, text, sizeof(text));
     assert_string_equal(text, "4K");
-    shm_format_size(4ull << 20, text, sizeof(text));
+    format_size(4ull << 20, text, sizeof(text));
     assert_string_equal(text, "4M");
-    shm_format_size(16ull << 30, text, sizeof(text));
+    format_size(16ull << 30, text, sizeof(text));
     assert_string_equal(text, "16G");
-    shm_format_size(12345, text, sizeof(text));
+    format_size(12345, text, sizeof(text));
     assert_string_equal(text, "12345");
 }
 

@@ -12,6 +12,7 @@
 
 #include "tests/unit/support/text.h"
 #include "vmm/cli.h"
+#include "vmm/size.h"
 
 #define ARGC(argv) ((int)(sizeof(argv) / sizeof((argv)[0])) - 1)
 

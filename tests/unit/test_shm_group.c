@@ -4,6 +4,7 @@
  * commands on a pipe (join, start, write, read, ring, take, events, leave), so the test can
  * SIGKILL any of them, the group's creator included. The test process is a child subreaper:
  * spawned brokers become its children, so it can see them exit. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -29,6 +30,9 @@
 #include "devices/portio_channel.h"
 #include "tests/unit/support/ivshmem_client.h"
 #include "tests/unit/support/text.h"
+#include "vmm/broker/runtime.h"
+#include "vmm/broker/server.h"
+#include "vmm/broker/status.h"
 #include "vmm/shm_group.h"
 
 #define WORKER_TIMEOUT_MS 10000
@@ -612,7 +616,7 @@ static void test_bad_runtime_folder(void **state)
     /* And --shm-list refuses the folder too. */
     struct capture out;
     capture_open(&out);
-    assert_int_equal(shm_group_list(out.file), -EPERM);
+    assert_int_equal(broker_status_list(out.file), -EPERM);
     assert_string_equal(capture_text(&out), "");
     capture_close(&out);
 }
@@ -647,7 +651,7 @@ static void test_list(void **state)
 
     struct capture out;
     capture_open(&out);
-    assert_int_equal(shm_group_list(out.file), 3);
+    assert_int_equal(broker_status_list(out.file), 3);
     char expected[600];
     snprintf(expected, sizeof(expected),
              "old size=4M vectors=1 broker_pid=%d STALE (broker not running) peers=1 [3:pid=%d]\n"
@@ -821,6 +825,31 @@ static void test_portio_channel_presence_and_rings(void **state)
     expect_group_gone(f, ra.broker, "pio");
 }
 
+/* minivmm-broker holds only what it made itself and its stdio on /dev/null: nothing of
+ * its spawner (the lock, the ready pipe's other end, a VM's files) crossed the exec. */
+static void expect_broker_fds_own(pid_t pid)
+{
+    char dir_path[64];
+    snprintf(dir_path, sizeof(dir_path), "/proc/%d/fd", (int)pid);
+    DIR *dir = opendir(dir_path);
+    assert_non_null(dir);
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[384], target[256];
+        snprintf(path, sizeof(path), "%s/%s", dir_path, e->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        assert_true(n > 0);
+        target[n] = '\0';
+        bool own = strcmp(target, "/dev/null") == 0 || strncmp(target, "socket:", 7) == 0 ||
+                   strncmp(target, "/memfd:", 7) == 0 || strncmp(target, "anon_inode:", 11) == 0;
+        if (!own)
+            fail_msg("the broker holds fd %s -> %s", e->d_name, target);
+    }
+    closedir(dir);
+}
+
 static void test_in_process_join_leaves_no_fd(void **state)
 {
     struct fixture *f = *state;
@@ -833,6 +862,7 @@ static void test_in_process_join_leaves_no_fd(void **state)
         fail_msg("join: %s", why);
     f->brokers[f->broker_count++] = g.broker_pid;
     assert_true(g.spawned_broker);
+    expect_broker_fds_own(g.broker_pid);
     assert_int_equal(g.id, 0);
     assert_int_equal(g.vectors, 3);
     assert_int_equal(g.mem_size, 8192);

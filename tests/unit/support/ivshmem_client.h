@@ -26,7 +26,10 @@
 
 #include "tests/unit/support/clock.h"
 #include "tests/unit/support/fds.h"
-#include "vmm/broker.h"
+#include "vmm/broker/connect.h"
+#include "vmm/broker/runtime.h"
+#include "vmm/broker/server.h"
+#include "vmm/broker/status.h"
 #include "vmm/ivshmem_protocol.h"
 
 #define IVCLIENT_TIMEOUT_MS 3000

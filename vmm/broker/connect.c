@@ -1,0 +1,137 @@
+#include "vmm/broker/connect.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/broker/runtime.h"
+#include "vmm/broker/spawn.h"
+#include "vmm/broker/status.h"
+#include "vmm/reason.h"
+#include "vmm/size.h"
+
+static void full_reason(char *why, size_t why_len, const struct broker_status *status)
+{
+    reason_set(why, why_len,
+               "shared-memory group '%s' is full: it has %u peers, the most a group can have "
+               "(broker pid %d); wait for one to leave or use another name",
+               status->name, status->peer_count, (int)status->broker_pid);
+}
+
+int broker_check_room(const char *dir, const char *name, char *why, size_t why_len)
+{
+    char status_path[PATH_MAX];
+    if (broker_path(status_path, sizeof(status_path), dir, name, ".group"))
+        return 0;
+    struct broker_status *status = malloc(sizeof(*status));
+    if (!status)
+        return 0;
+    int ret = 0;
+    if (broker_status_read(status_path, status) == 0 && status->peer_count >= SHM_MAX_PEERS &&
+        broker_alive(status->broker_pid)) {
+        full_reason(why, why_len, status);
+        ret = -EUSERS;
+    }
+    free(status);
+    return ret;
+}
+
+int broker_connect(const char *dir, const char *name, uint64_t size, unsigned int vectors,
+                   bool sandbox, bool *spawned, pid_t *broker_pid, char *why, size_t why_len)
+{
+    char sock_path[PATH_MAX], lock_path[PATH_MAX], status_path[PATH_MAX];
+    *spawned = false;
+    *broker_pid = 0;
+    if (!shm_name_valid(name)) {
+        reason_set(why, why_len, "invalid shared-memory group name '%s'", name ? name : "");
+        return -EINVAL;
+    }
+    if (broker_path(sock_path, BROKER_SOCK_PATH_MAX, dir, name, ".sock")) {
+        reason_set(why, why_len,
+                   "socket path %s/%s.sock is longer than the %zu bytes that fit in "
+                   "sockaddr_un.sun_path: set XDG_RUNTIME_DIR to a shorter folder",
+                   dir, name, BROKER_SOCK_PATH_MAX - 1);
+        return -ENAMETOOLONG;
+    }
+    if (broker_path(lock_path, sizeof(lock_path), dir, name, ".lock") ||
+        broker_path(status_path, sizeof(status_path), dir, name, ".group")) {
+        reason_set(why, why_len, "runtime folder path too long: %s", dir);
+        return -ENAMETOOLONG;
+    }
+
+    int lock = broker_lock_take(lock_path, BROKER_LOCK_TIMEOUT_MS);
+    if (lock < 0) {
+        if (lock == -ETIMEDOUT)
+            reason_set(why, why_len, "flock %s: still held by another process after %d ms",
+                       lock_path, BROKER_LOCK_TIMEOUT_MS);
+        else
+            reason_set(why, why_len, "open+flock %s: %s", lock_path, strerror(-lock));
+        return lock;
+    }
+
+    int ret;
+    struct broker_status *status = malloc(sizeof(*status));
+    if (!status) {
+        reason_set(why, why_len, "out of memory");
+        ret = -ENOMEM;
+        goto out;
+    }
+    bool live = broker_status_read(status_path, status) == 0 && broker_alive(status->broker_pid);
+    if (live && (status->size != size || status->vectors != vectors)) {
+        char have[32], want[32];
+        format_size(status->size, have, sizeof(have));
+        format_size(size, want, sizeof(want));
+        reason_set(why, why_len,
+                   "shared-memory group '%s' already exists with size=%s vectors=%u (broker pid "
+                   "%d, %u peers), but size=%s vectors=%u was asked for: use the same values or "
+                   "another name",
+                   name, have, status->vectors, (int)status->broker_pid, status->peer_count, want,
+                   vectors);
+        ret = -EEXIST;
+        goto out;
+    }
+    if (live && status->peer_count >= SHM_MAX_PEERS) {
+        full_reason(why, why_len, status);
+        ret = -EUSERS;
+        goto out;
+    }
+    ret = broker_socket_connect(sock_path);
+    if (ret >= 0) {
+        *broker_pid = live ? status->broker_pid : 0;
+        goto out;
+    }
+    if (ret != -ECONNREFUSED && ret != -ENOENT) {
+        reason_set(why, why_len, "connect %s: %s", sock_path, strerror(-ret));
+        goto out;
+    }
+
+    /* Nobody listens: whatever is left belongs to a dead broker. */
+    if (unlink(sock_path) < 0 && errno != ENOENT) {
+        ret = -errno;
+        reason_set(why, why_len, "unlink stale socket %s: %s", sock_path, strerror(errno));
+        goto out;
+    }
+    if (unlink(status_path) < 0 && errno != ENOENT) {
+        ret = -errno;
+        reason_set(why, why_len, "unlink stale status %s: %s", status_path, strerror(errno));
+        goto out;
+    }
+    pid_t pid;
+    ret = broker_spawn(dir, name, size, vectors, sandbox, &pid, why, why_len);
+    if (ret < 0)
+        goto out;
+    ret = broker_socket_connect(sock_path);
+    if (ret < 0) {
+        reason_set(why, why_len, "connect %s (broker pid %d just started): %s", sock_path, (int)pid,
+                   strerror(-ret));
+        goto out;
+    }
+    *spawned = true;
+    *broker_pid = pid;
+out:
+    free(status);
+    close(lock);
+    return ret;
+}
