@@ -4,8 +4,8 @@
  * other VMs of the group must keep working while it runs. Rings go through the
  * ivshmem_guest driver's RING ioctl (the doorbell port on minivmm's device, BAR0's
  * doorbell register on QEMU's). Vectors a peer lacks are rung too: those writes match no
- * ioeventfd and so exit to the VMM, which ignores them. Who is present is read again every round (minivmm's presence extension;
- * without it every ID 0..63 is tried, and the driver refuses none).
+ * ioeventfd and so exit to the VMM, which ignores them. Who is present is read again every round
+ * (minivmm's presence extension; without it every ID 0..63 is tried, and the driver refuses none).
  *
  * Usage: shm-doorbell-storm SECONDS [DEVICE]   (default /dev/ivshmem0)
  * Prints how many doorbells reached a present peer, how many the driver refused for an

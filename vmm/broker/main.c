@@ -15,10 +15,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "vmm/broker/runtime.h"
 #include "vmm/broker/server.h"
 #include "vmm/broker/status.h"
-#include "common/log.h"
 #include "vmm/reason.h"
 #include "vmm/shm_spec.h"
 #include "vmm/size.h"

@@ -17,11 +17,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "devices/portio_channel.h"
 #include "vmm/broker/runtime.h"
 #include "vmm/broker/status.h"
 #include "vmm/ivshmem_protocol.h"
-#include "common/log.h"
 #include "vmm/reason.h"
 #include "vmm/sandbox.h"
 

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmm/broker/runtime.h"
 #include "common/log.h"
+#include "vmm/broker/runtime.h"
 #include "vmm/reason.h"
 #include "vmm/size.h"
 
