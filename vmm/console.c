@@ -12,7 +12,6 @@
 
 #include "common/log.h"
 #include "devices/uart.h"
-#include "vmm/exit_codes.h"
 #include "vmm/vm.h"
 
 #define CONSOLE_ESCAPE   0x01 /* Ctrl-A, as in QEMU: Ctrl-A x quits, Ctrl-A Ctrl-A sends one */
@@ -116,7 +115,7 @@ static void *console_thread(void *arg)
             if (interactive && escape) {
                 escape = false;
                 if (c == 'x' || c == 'X') {
-                    vm_request_stop(vm, EXIT_SIGNAL_BASE + SIGINT, "Ctrl-A x on the console");
+                    vm_request_stop(vm, VM_STOP_SIGNAL, SIGINT, "Ctrl-A x on the console");
                     return NULL;
                 }
                 if (c != CONSOLE_ESCAPE)

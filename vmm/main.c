@@ -119,6 +119,41 @@ static int stop_signals_fd(void)
     return fd;
 }
 
+/* minivmm's exit status for a VM that ran and stopped (exit_codes.h). */
+static int exit_code_of_stop(const struct vm *vm)
+{
+    switch (vm->stop_cause) {
+    case VM_STOP_GUEST_STATUS:
+        return vm->stop_status;
+    case VM_STOP_GUEST_RESET:
+        return EXIT_GUEST_RESET;
+    case VM_STOP_GUEST_CRASH:
+        return EXIT_GUEST_CRASH;
+    case VM_STOP_SIGNAL:
+        return EXIT_SIGNAL_BASE + vm->stop_status;
+    case VM_STOP_HOST_ERROR:
+        break;
+    }
+    return EXIT_HOST_ERROR;
+}
+
+/* Each set-up step has logged why it failed; this picks the exit status for its -errno. */
+static int exit_code_of_setup(int err)
+{
+    switch (-err) {
+    case ENODEV: /* vm_create(): no usable KVM */
+        return EXIT_UNAVAILABLE;
+    case ENOEXEC: /* vm_load(): the image does not load */
+        return EXIT_BAD_IMAGE;
+    case EUSERS: /* vm_add_shm(): a group is full */
+        return EXIT_GROUP_FULL;
+    case E2BIG: /* vm_add_shm(): more groups than a VM holds */
+        return EXIT_USAGE;
+    default:
+        return EXIT_HOST_ERROR;
+    }
+}
+
 static int run_vm(const struct vm_config *config, const struct kernel_image *image,
                   struct boot_files *files, const char *cmdline)
 {
@@ -134,28 +169,34 @@ static int run_vm(const struct vm_config *config, const struct kernel_image *ima
         close(signal_fd);
         return EXIT_HOST_ERROR;
     }
-    struct console console;
-    int ret = vm_create(vm, config->mem_size, config->cpus, STDOUT_FILENO);
+    int err = vm_create(vm, config->mem_size, config->cpus, STDOUT_FILENO);
+    if (err) {
+        free(vm);
+        close(signal_fd);
+        return exit_code_of_setup(err);
+    }
     vm->sandbox = config->sandbox;
-    if (!ret)
-        ret = vm_add_shm(vm, config->shm, config->shm_count);
-    if (!ret)
-        ret = vm_load(vm, image, files->initrd.data, files->initrd.size, cmdline);
+    err = vm_add_shm(vm, config->shm, config->shm_count);
+    if (!err)
+        err = vm_load(vm, image, files->initrd.data, files->initrd.size, cmdline);
     /* The guest has its copy now: the files would only add to the VMM's resident size. */
     mapped_file_close(&files->initrd);
     mapped_file_close(&files->kernel);
-    if (!ret && config->stats)
-        ret = vm_open_stats(vm);
-    if (!ret) {
+    if (!err && config->stats)
+        err = vm_open_stats(vm);
+    int ret = exit_code_of_setup(err);
+    if (!err) {
+        struct console console;
         console_init(&console, vm, STDIN_FILENO);
-        bool ran = console_start(&console) == 0;
-        if (ran) {
-            ret = vm_run(vm, signal_fd);
+        bool ran = false;
+        if (console_start(&console) == 0) {
+            ran = vm_run(vm, signal_fd) == 0;
+            if (!ran) /* the console's thread ends once the VM is stopping */
+                vm_request_stop(vm, VM_STOP_HOST_ERROR, 0, "the vCPUs could not start");
             console_stop(&console);
-        } else {
-            ret = EXIT_HOST_ERROR;
         }
         console_restore_terminal();
+        ret = ran ? exit_code_of_stop(vm) : EXIT_HOST_ERROR;
         /* With the terminal back in its own mode, and the vCPUs' fds still open. */
         if (ran)
             vm_report_stats(vm, KVM_STATS_AT_EXIT);

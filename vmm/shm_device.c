@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "vmm/exit_codes.h"
 #include "vmm/irq_routing.h"
 
 /* The ivshmem ops run with the device's locks held and must not block: each is one
@@ -177,14 +176,14 @@ int shm_device_create(struct shm_device *shm, const struct shm_machine *machine,
     int ret = shm_group_join(&shm->group, spec, why, sizeof(why));
     if (ret) {
         log_error("--shm=%s: %s", spec->name, why);
-        return ret == -EUSERS ? EXIT_GROUP_FULL : EXIT_HOST_ERROR;
+        return ret;
     }
     ret = ivshmem_init(&shm->ivshmem, machine->pci, shm->group.mem, shm->group.mem_size,
                        shm->group.vectors, &shm_ivshmem_ops, shm);
     if (ret) {
         log_error("--shm=%s: adding the ivshmem device to the PCI bus: %s", spec->name,
                   strerror(-ret));
-        return EXIT_HOST_ERROR;
+        return ret;
     }
     shm->ivshmem_ready = true;
 
@@ -194,21 +193,21 @@ int shm_device_create(struct shm_device *shm, const struct shm_machine *machine,
     ret = ivshmem_set_own(&shm->ivshmem, shm->group.id, own_fds, own_count);
     if (ret) {
         log_error("--shm=%s: setting peer ID %u: %s", spec->name, shm->group.id, strerror(-ret));
-        return EXIT_HOST_ERROR;
+        return ret;
     }
     if (shm->group.portio_mem) {
         ret = portio_init(&shm->portio, machine->pci, shm->group.portio_mem, shm->group.id);
         if (ret) {
             log_error("--shm=%s: adding the port I/O channel to the PCI bus: %s", spec->name,
                       strerror(-ret));
-            return EXIT_HOST_ERROR;
+            return ret;
         }
         shm->portio_ready = true;
     }
     ret = shm_group_start(&shm->group, &shm_group_events, shm);
     if (ret) {
         log_error("--shm=%s: following the group's peers: %s", spec->name, strerror(-ret));
-        return EXIT_HOST_ERROR;
+        return ret;
     }
     log_debug("shm group %s: peer ID %u, %llu KiB, %u vectors%s", spec->name, shm->group.id,
               (unsigned long long)(shm->group.mem_size >> 10), shm->group.vectors,

@@ -37,8 +37,8 @@ struct shm_device {
 
 /* memory_slot and memory_slot + 1 are the KVM memory slots of BAR2 and the status page.
  * Joins the group (starting its broker if needed), plugs the device into the machine's
- * PCI bus and starts following the group's peers. Returns 0 or a minivmm exit code after
- * printing why. */
+ * PCI bus and starts following the group's peers. Returns 0, or -errno after logging why
+ * (-EUSERS: the group is full). */
 int shm_device_create(struct shm_device *shm, const struct shm_machine *machine,
                       const struct shm_spec *spec, unsigned int memory_slot);
 

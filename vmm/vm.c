@@ -18,7 +18,6 @@
 #include "common/log.h"
 #include "vmm/boot_msrs.h"
 #include "vmm/cpuid.h"
-#include "vmm/exit_codes.h"
 #include "vmm/exit_dispatch.h"
 #include "vmm/layout.h"
 #include "vmm/long_mode.h"
@@ -36,12 +35,13 @@ static const char *const required_cap_names[] = {"KVM_CAP_IRQCHIP", "KVM_CAP_PIT
                                                  "KVM_CAP_USER_MEMORY", "KVM_CAP_IMMEDIATE_EXIT",
                                                  "KVM_CAP_SET_TSS_ADDR"};
 
-void vm_request_stop(struct vm *vm, int exit_code, const char *reason)
+void vm_request_stop(struct vm *vm, enum vm_stop_cause cause, int status, const char *reason)
 {
     bool expected = false;
     if (!atomic_compare_exchange_strong(&vm->stopping, &expected, true))
         return;
-    vm->exit_code = exit_code;
+    vm->stop_cause = cause;
+    vm->stop_status = status;
     snprintf(vm->stop_reason, sizeof(vm->stop_reason), "%s", reason);
     uint64_t one = 1;
     /* Cannot fail short of a bad fd; the vCPU kicks below still stop the VM if it did. */
@@ -64,7 +64,7 @@ int vm_enter_sandbox(struct vm *vm, enum sandbox_kind kind)
     if (sandbox_enter(kind, why, sizeof(why)) == 0)
         return 0;
     log_error("%s", why);
-    vm_request_stop(vm, EXIT_HOST_ERROR, why);
+    vm_request_stop(vm, VM_STOP_HOST_ERROR, 0, why);
     return -1;
 }
 
@@ -72,11 +72,11 @@ static void vm_machine_stop(void *ctx, enum machine_stop_reason reason, int stat
 {
     struct vm *vm = ctx;
     if (reason == MACHINE_STOP_RESET) {
-        vm_request_stop(vm, EXIT_GUEST_RESET, "guest reset the machine (i8042)");
+        vm_request_stop(vm, VM_STOP_GUEST_RESET, 0, "guest reset the machine (i8042)");
     } else {
         char why[64];
         snprintf(why, sizeof(why), "guest wrote exit status %d to the debug-exit port", status);
-        vm_request_stop(vm, status, why);
+        vm_request_stop(vm, VM_STOP_GUEST_STATUS, status, why);
     }
 }
 
@@ -88,17 +88,18 @@ static void vm_set_irq_level(void *ctx, uint32_t gsi, bool level)
         log_error("KVM_IRQ_LINE gsi %u level %d: %s", gsi, level, strerror(errno));
 }
 
+/* -ENODEV: this KVM cannot run minivmm (main.c reports that as "no usable KVM"). */
 static int vm_check_kvm(struct vm *vm)
 {
     int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
     if (version != KVM_API_VERSION) {
         log_error("KVM_GET_API_VERSION: got %d, need %d", version, KVM_API_VERSION);
-        return EXIT_UNAVAILABLE;
+        return -ENODEV;
     }
     for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
         if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required_caps[i]) <= 0) {
             log_error("KVM_CHECK_EXTENSION: this KVM lacks %s", required_cap_names[i]);
-            return EXIT_UNAVAILABLE;
+            return -ENODEV;
         }
     }
     return 0;
@@ -113,9 +114,10 @@ static int vm_set_memory(struct vm *vm)
         .userspace_addr = (uintptr_t)vm->ram.host,
     };
     if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &low) < 0) {
+        int err = errno;
         log_error("KVM_SET_USER_MEMORY_REGION slot 0 (%llu MiB at 0): %s",
-                  (unsigned long long)(low.memory_size >> 20), strerror(errno));
-        return EXIT_HOST_ERROR;
+                  (unsigned long long)(low.memory_size >> 20), strerror(err));
+        return -err;
     }
     if (vm->ram.high_size) {
         struct kvm_userspace_memory_region high = {
@@ -125,9 +127,10 @@ static int vm_set_memory(struct vm *vm)
             .userspace_addr = (uintptr_t)(vm->ram.host + vm->ram.low_size),
         };
         if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &high) < 0) {
+            int err = errno;
             log_error("KVM_SET_USER_MEMORY_REGION slot 1 (%llu MiB at 4 GiB): %s",
-                      (unsigned long long)(high.memory_size >> 20), strerror(errno));
-            return EXIT_HOST_ERROR;
+                      (unsigned long long)(high.memory_size >> 20), strerror(err));
+            return -err;
         }
     }
     return 0;
@@ -147,37 +150,55 @@ static int vm_add_devices(struct vm *vm, int console_out)
         .irq = {.set_level = vm_set_irq_level, .ctx = vm, .gsi = UART_COM1_IRQ},
         .out_fd = console_out,
     };
+    const char *what = "the legacy devices on the port I/O bus";
     int ret;
 
     if ((ret = uart_init(&vm->com1, &vm->pio, &com1)))
         goto fail;
     if ((ret = i8042_init(&vm->i8042, &vm->pio, &mc)))
-        goto fail_i8042;
+        goto undo_uart;
     if ((ret = debug_exit_init(&vm->debug_exit, &vm->pio, DEBUG_EXIT_PORT, &mc)))
-        goto fail_debug_exit;
+        goto undo_i8042;
     if ((ret = cmos_init(&vm->cmos, &vm->pio, vm_clock, NULL)))
-        goto fail_cmos;
+        goto undo_debug_exit;
     if ((ret = legacy_ports_init(&vm->legacy_ports, &vm->pio)))
-        goto fail_legacy;
-    vm->devices_added = true;
-    if ((ret = pci_bus_init(&vm->pci, &vm->pio, &vm->mmio, LAYOUT_PCI_WINDOWS))) {
-        log_error("registering the PCI host bridge (ports 0xcf8-0xcff): %s", strerror(-ret));
-        return EXIT_HOST_ERROR;
-    }
-    vm->pci_ready = true;
+        goto undo_cmos;
+    what = "the PCI host bridge (ports 0xcf8-0xcff)";
+    if ((ret = pci_bus_init(&vm->pci, &vm->pio, &vm->mmio, LAYOUT_PCI_WINDOWS)))
+        goto undo_legacy_ports;
     return 0;
 
-fail_legacy:
+undo_legacy_ports:
+    legacy_ports_destroy(&vm->legacy_ports);
+undo_cmos:
     cmos_destroy(&vm->cmos);
-fail_cmos:
+undo_debug_exit:
     debug_exit_destroy(&vm->debug_exit);
-fail_debug_exit:
+undo_i8042:
     i8042_destroy(&vm->i8042);
-fail_i8042:
+undo_uart:
     uart_destroy(&vm->com1);
 fail:
-    log_error("registering the legacy devices on the port I/O bus: %s", strerror(-ret));
-    return EXIT_HOST_ERROR;
+    log_error("registering %s: %s", what, strerror(-ret));
+    return ret;
+}
+
+static void vm_remove_devices(struct vm *vm)
+{
+    pci_bus_destroy(&vm->pci);
+    legacy_ports_destroy(&vm->legacy_ports);
+    cmos_destroy(&vm->cmos);
+    debug_exit_destroy(&vm->debug_exit);
+    i8042_destroy(&vm->i8042);
+    uart_destroy(&vm->com1);
+}
+
+/* Logs a failed call with its errno and returns -errno. */
+static int vm_fail(const char *what)
+{
+    int err = errno;
+    log_error("%s: %s", what, strerror(err));
+    return -err;
 }
 
 int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_out)
@@ -189,57 +210,80 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_o
         vm->vcpus[i].fd = -1;
     int ret;
 
-    if ((ret = bus_init(&vm->pio, "port I/O")) || (ret = bus_init(&vm->mmio, "MMIO"))) {
-        log_error("bus_init: %s", strerror(-ret));
-        return EXIT_HOST_ERROR;
+    if ((ret = bus_init(&vm->pio, "port I/O"))) {
+        log_error("bus_init port I/O: %s", strerror(-ret));
+        return ret;
+    }
+    if ((ret = bus_init(&vm->mmio, "MMIO"))) {
+        log_error("bus_init MMIO: %s", strerror(-ret));
+        goto undo_pio_bus;
     }
     vm->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (vm->stop_fd < 0) {
-        log_error("eventfd: %s", strerror(errno));
-        return EXIT_HOST_ERROR;
+        ret = vm_fail("eventfd (the stop event)");
+        goto undo_mmio_bus;
     }
     vm->kvm_fd = open(KVM_DEVICE, O_RDWR | O_CLOEXEC);
     if (vm->kvm_fd < 0) {
-        log_error("open %s: %s", KVM_DEVICE, strerror(errno));
-        return errno == ENOENT || errno == ENODEV ? EXIT_UNAVAILABLE : EXIT_HOST_ERROR;
+        ret = vm_fail("open " KVM_DEVICE);
+        if (ret == -ENOENT)
+            ret = -ENODEV;
+        goto undo_stop_fd;
     }
     if ((ret = vm_check_kvm(vm)))
-        return ret;
+        goto undo_kvm_fd;
     vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
     if (vm->vm_fd < 0) {
-        log_error("KVM_CREATE_VM: %s", strerror(errno));
-        return EXIT_HOST_ERROR;
+        ret = vm_fail("KVM_CREATE_VM");
+        goto undo_kvm_fd;
     }
     /* Intel needs these private pages for real-mode emulation; they must be in the hole. */
     if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS) < 0) {
-        log_error("KVM_SET_TSS_ADDR 0x%llx: %s", LAYOUT_KVM_TSS, strerror(errno));
-        return EXIT_HOST_ERROR;
+        ret = vm_fail("KVM_SET_TSS_ADDR");
+        goto undo_vm_fd;
     }
     uint64_t identity_map = LAYOUT_KVM_IDENTITY_MAP;
     if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0 &&
         ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0) {
-        log_error("KVM_SET_IDENTITY_MAP_ADDR 0x%llx: %s", LAYOUT_KVM_IDENTITY_MAP, strerror(errno));
-        return EXIT_HOST_ERROR;
+        ret = vm_fail("KVM_SET_IDENTITY_MAP_ADDR");
+        goto undo_vm_fd;
     }
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-        log_error("KVM_CREATE_IRQCHIP: %s", strerror(errno));
-        return EXIT_HOST_ERROR;
+        ret = vm_fail("KVM_CREATE_IRQCHIP");
+        goto undo_vm_fd;
     }
-    irq_routing_init(&vm->irq_routing, vm->vm_fd);
-    vm->irq_routing_ready = true;
     struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-        log_error("KVM_CREATE_PIT2: %s", strerror(errno));
-        return EXIT_HOST_ERROR;
+        ret = vm_fail("KVM_CREATE_PIT2");
+        goto undo_vm_fd;
     }
+    irq_routing_init(&vm->irq_routing, vm->vm_fd);
     if ((ret = guest_ram_init(&vm->ram, mem_size))) {
         log_error("mmap %llu MiB of guest memory: %s", (unsigned long long)(mem_size >> 20),
                   strerror(-ret));
-        return EXIT_HOST_ERROR;
+        goto undo_irq_routing;
     }
     if ((ret = vm_set_memory(vm)))
-        return ret;
-    return vm_add_devices(vm, console_out);
+        goto undo_ram;
+    if ((ret = vm_add_devices(vm, console_out)))
+        goto undo_ram;
+    return 0;
+
+undo_ram:
+    guest_ram_destroy(&vm->ram);
+undo_irq_routing:
+    irq_routing_destroy(&vm->irq_routing);
+undo_vm_fd:
+    close(vm->vm_fd);
+undo_kvm_fd:
+    close(vm->kvm_fd);
+undo_stop_fd:
+    close(vm->stop_fd);
+undo_mmio_bus:
+    bus_destroy(&vm->mmio);
+undo_pio_bus:
+    bus_destroy(&vm->pio);
+    return ret;
 }
 
 /* A group's thread only forwards peers: a failure to sandbox it stops the VM. */
@@ -252,7 +296,7 @@ int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count)
 {
     if (count > VM_MAX_SHM) {
         log_error("%u shared-memory groups asked for, a VM holds %d", count, VM_MAX_SHM);
-        return EXIT_USAGE;
+        return -E2BIG;
     }
     const struct shm_machine machine = {
         .vm_fd = vm->vm_fd,
@@ -278,15 +322,16 @@ static int vcpu_set_cpuid(struct vm *vm, struct vcpu *vcpu, const struct kvm_cpu
     struct kvm_cpuid2 *cpuid = malloc(size);
     if (!cpuid) {
         log_error("allocating CPUID for vCPU %u: out of memory", vcpu->index);
-        return EXIT_HOST_ERROR;
+        return -ENOMEM;
     }
     memcpy(cpuid, supported, size);
     cpuid_customize(cpuid, vcpu->index, vm->cpu_count);
     int ret = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid);
     free(cpuid);
     if (ret < 0) {
-        log_error("KVM_SET_CPUID2 vCPU %u: %s", vcpu->index, strerror(errno));
-        return EXIT_HOST_ERROR;
+        int err = errno;
+        log_error("KVM_SET_CPUID2 vCPU %u: %s", vcpu->index, strerror(err));
+        return -err;
     }
     return 0;
 }
@@ -299,13 +344,14 @@ static int vcpu_set_boot_msrs(struct vcpu *vcpu)
     boot_msrs_fill(&msrs);
     int set = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
     if (set < 0) {
-        log_error("KVM_SET_MSRS vCPU %u: %s", vcpu->index, strerror(errno));
-        return EXIT_HOST_ERROR;
+        int err = errno;
+        log_error("KVM_SET_MSRS vCPU %u: %s", vcpu->index, strerror(err));
+        return -err;
     }
     if (set != BOOT_MSR_COUNT) { /* KVM stops at the first MSR it refuses */
         log_error("KVM_SET_MSRS vCPU %u: KVM refused MSR 0x%x = 0x%llx", vcpu->index,
                   msrs.entries[set].index, (unsigned long long)msrs.entries[set].data);
-        return EXIT_HOST_ERROR;
+        return -EINVAL;
     }
     return 0;
 }
@@ -314,25 +360,29 @@ static int vcpu_enter_kernel(struct vm *vm, struct vcpu *vcpu)
 {
     struct kvm_sregs sregs;
     if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0) {
-        log_error("KVM_GET_SREGS vCPU %u: %s", vcpu->index, strerror(errno));
-        return EXIT_HOST_ERROR;
+        int err = errno;
+        log_error("KVM_GET_SREGS vCPU %u: %s", vcpu->index, strerror(err));
+        return -err;
     }
     long_mode_set_sregs(&sregs);
     if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0) {
-        log_error("KVM_SET_SREGS vCPU %u: %s", vcpu->index, strerror(errno));
-        return EXIT_HOST_ERROR;
+        int err = errno;
+        log_error("KVM_SET_SREGS vCPU %u: %s", vcpu->index, strerror(err));
+        return -err;
     }
     struct kvm_regs regs;
     long_mode_set_regs(&regs, vm->boot.entry, vm->boot.zero_page);
     if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0) {
-        log_error("KVM_SET_REGS vCPU %u: %s", vcpu->index, strerror(errno));
-        return EXIT_HOST_ERROR;
+        int err = errno;
+        log_error("KVM_SET_REGS vCPU %u: %s", vcpu->index, strerror(err));
+        return -err;
     }
     /* The FPU's reset state has exceptions masked the way the kernel expects. */
     struct kvm_fpu fpu = {.fcw = 0x37F, .mxcsr = 0x1F80};
     if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0) {
-        log_error("KVM_SET_FPU vCPU %u: %s", vcpu->index, strerror(errno));
-        return EXIT_HOST_ERROR;
+        int err = errno;
+        log_error("KVM_SET_FPU vCPU %u: %s", vcpu->index, strerror(err));
+        return -err;
     }
     return 0;
 }
@@ -341,20 +391,21 @@ static int vm_create_vcpus(struct vm *vm)
 {
     int run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (run_size < (int)sizeof(struct kvm_run)) {
-        log_error("KVM_GET_VCPU_MMAP_SIZE: %s", run_size < 0 ? strerror(errno) : "too small");
-        return EXIT_HOST_ERROR;
+        int err = errno;
+        log_error("KVM_GET_VCPU_MMAP_SIZE: %s", run_size < 0 ? strerror(err) : "too small");
+        return -err;
     }
     struct kvm_cpuid2 *supported =
         calloc(1, sizeof(*supported) + CPUID_MAX_ENTRIES * sizeof(supported->entries[0]));
     if (!supported) {
         log_error("allocating CPUID: out of memory");
-        return EXIT_HOST_ERROR;
+        return -ENOMEM;
     }
     supported->nent = CPUID_MAX_ENTRIES;
     int ret = 0;
     if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, supported) < 0) {
-        log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
-        ret = EXIT_HOST_ERROR;
+        ret = -errno;
+        log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
         goto out;
     }
     if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
@@ -364,16 +415,17 @@ static int vm_create_vcpus(struct vm *vm)
         struct vcpu *vcpu = &vm->vcpus[i];
         vcpu->vm = vm;
         vcpu->index = i;
+        vcpu_stats_init(&vcpu->stats, log_is_verbose());
         vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
         if (vcpu->fd < 0) {
-            log_error("KVM_CREATE_VCPU %u: %s", i, strerror(errno));
-            ret = EXIT_HOST_ERROR;
+            ret = -errno;
+            log_error("KVM_CREATE_VCPU %u: %s", i, strerror(-ret));
             break;
         }
         void *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
         if (run == MAP_FAILED) {
-            log_error("mmap kvm_run of vCPU %u: %s", i, strerror(errno));
-            ret = EXIT_HOST_ERROR;
+            ret = -errno;
+            log_error("mmap kvm_run of vCPU %u: %s", i, strerror(-ret));
             break;
         }
         vcpu->run = run;
@@ -396,17 +448,17 @@ int vm_load(struct vm *vm, const struct kernel_image *image, const uint8_t *init
     char why[256];
     if (boot_load(&vm->ram, image, initrd, initrd_size, cmdline, &vm->boot, why, sizeof(why))) {
         log_error("%s", why);
-        return EXIT_BAD_IMAGE;
+        return -ENOEXEC;
     }
     void *mp = guest_ram_ptr(&vm->ram, LAYOUT_MPTABLE, LAYOUT_HIGH_MEMORY - LAYOUT_MPTABLE);
     if (!mp || !mptable_write(mp, LAYOUT_HIGH_MEMORY - LAYOUT_MPTABLE, LAYOUT_MPTABLE,
                               vm->cpu_count, LAYOUT_IOAPIC)) {
         log_error("MP table for %u CPUs does not fit in the BIOS area", vm->cpu_count);
-        return EXIT_HOST_ERROR;
+        return -ENOSPC;
     }
     if (long_mode_write_tables(&vm->ram)) {
         log_error("boot page tables do not fit in guest memory");
-        return EXIT_HOST_ERROR;
+        return -ENOSPC;
     }
     log_debug("kernel entry 0x%llx, zero page 0x%llx, initrd %llu bytes at 0x%llx",
               (unsigned long long)vm->boot.entry, (unsigned long long)vm->boot.zero_page,
@@ -429,7 +481,7 @@ int vm_open_stats(struct vm *vm)
     }
     if (ret) {
         log_error("--stats: %s", why);
-        return EXIT_HOST_ERROR;
+        return ret;
     }
     vm->stats_ready = true;
     log_debug("--stats: %u VM and %u vCPU statistics (of %u vCPUs)", vm->stats.vm.count,
@@ -452,10 +504,8 @@ void vm_report_stats(struct vm *vm, enum kvm_stats_event event)
         return;
     }
     struct vmm_exit_counts userspace = {0, 0};
-    for (unsigned int i = 0; i < vm->cpu_count; i++) {
-        userspace.io += atomic_load_explicit(&vm->vcpus[i].io_exits, memory_order_relaxed);
-        userspace.mmio += atomic_load_explicit(&vm->vcpus[i].mmio_exits, memory_order_relaxed);
-    }
+    for (unsigned int i = 0; i < vm->cpu_count; i++)
+        vcpu_stats_add_counts(&vm->vcpus[i].stats, &userspace);
     kvm_stats_report(stderr, &vm->stats, &userspace, event);
 }
 
@@ -479,15 +529,6 @@ static void vcpu_log_crash_state(const struct vcpu *vcpu)
               sregs.cr3, sregs.cr4, sregs.efer, sregs.idt.base, sregs.idt.limit);
 }
 
-/* For the exit accounting: the time the VMM spends on an exit, between KVM_RUN returning
- * and the next KVM_RUN (benchmarks split an exit's cost into KVM and VMM with it). */
-static uint64_t vcpu_clock_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
 static void vcpu_kick_handler(int sig)
 {
     (void)sig; /* its only job is to interrupt KVM_RUN with EINTR */
@@ -508,9 +549,6 @@ static void *vcpu_thread(void *arg)
     if (vm_enter_sandbox(vm, SANDBOX_VCPU))
         return NULL;
 
-    /* The exit accounting is printed by --verbose only: other runs keep the clock off the
-     * exit path. */
-    bool time_exits = log_is_verbose();
     while (!atomic_load(&vm->stopping)) {
         if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN)
@@ -518,39 +556,22 @@ static void *vcpu_thread(void *arg)
             char why[96];
             snprintf(why, sizeof(why), "KVM_RUN vCPU %u: %s", vcpu->index, strerror(errno));
             log_error("%s", why);
-            vm_request_stop(vm, EXIT_HOST_ERROR, why);
+            vm_request_stop(vm, VM_STOP_HOST_ERROR, 0, why);
             break;
         }
         uint32_t reason = vcpu->run->exit_reason;
-        uint64_t exit_seen_ns = time_exits ? vcpu_clock_ns() : 0;
-        /* One writer: a relaxed load and store, no locked instruction on the exit path. */
-        if (reason == KVM_EXIT_IO) {
-            atomic_store_explicit(&vcpu->io_exits,
-                                  atomic_load_explicit(&vcpu->io_exits, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
-            vcpu->io_items += vcpu->run->io.count;
-        } else if (reason == KVM_EXIT_MMIO) {
-            atomic_store_explicit(&vcpu->mmio_exits,
-                                  atomic_load_explicit(&vcpu->mmio_exits, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
-        }
         struct exit_outcome outcome;
+        vcpu_stats_exit_begin(&vcpu->stats, vcpu->run);
         exit_dispatch(vcpu->run, vcpu->run_size, &vm->pio, &vm->mmio, &outcome);
-        if (time_exits) {
-            uint64_t handled_ns = vcpu_clock_ns() - exit_seen_ns;
-            if (reason == KVM_EXIT_IO)
-                vcpu->io_vmm_ns += handled_ns;
-            else if (reason == KVM_EXIT_MMIO)
-                vcpu->mmio_vmm_ns += handled_ns;
-        }
+        vcpu_stats_exit_end(&vcpu->stats, reason);
         if (outcome.action == EXIT_ACTION_RESET) {
-            vm_request_stop(vm, EXIT_GUEST_RESET, outcome.reason);
+            vm_request_stop(vm, VM_STOP_GUEST_RESET, 0, outcome.reason);
         } else if (outcome.action == EXIT_ACTION_CRASH) {
             char why[192];
             snprintf(why, sizeof(why), "vCPU %u: %s", vcpu->index, outcome.reason);
             log_error("%s", why);
             vcpu_log_crash_state(vcpu);
-            vm_request_stop(vm, EXIT_GUEST_CRASH, why);
+            vm_request_stop(vm, VM_STOP_GUEST_CRASH, 0, why);
         }
     }
     return NULL;
@@ -561,8 +582,9 @@ int vm_run(struct vm *vm, int signal_fd)
     struct sigaction kick = {.sa_handler = vcpu_kick_handler};
     sigemptyset(&kick.sa_mask);
     if (sigaction(VCPU_KICK_SIGNAL, &kick, NULL) < 0) {
-        log_error("sigaction(SIGRTMIN, the vCPU kick): %s", strerror(errno));
-        return EXIT_HOST_ERROR;
+        int err = errno;
+        log_error("sigaction(SIGRTMIN, the vCPU kick): %s", strerror(err));
+        return -err;
     }
     /* vCPU threads start with the kick signal blocked and unblock it themselves, so it
      * can only arrive where it is expected. */
@@ -575,7 +597,7 @@ int vm_run(struct vm *vm, int signal_fd)
         int err = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
         if (err) {
             log_error("pthread_create vCPU %u: %s", i, strerror(err));
-            vm_request_stop(vm, EXIT_HOST_ERROR, "could not start every vCPU");
+            vm_request_stop(vm, VM_STOP_HOST_ERROR, 0, "could not start every vCPU");
             break;
         }
         vm->vcpus[i].thread_started = true;
@@ -591,7 +613,7 @@ int vm_run(struct vm *vm, int signal_fd)
             if (errno == EINTR)
                 continue;
             log_error("poll on the stop and signal fds: %s", strerror(errno));
-            vm_request_stop(vm, EXIT_HOST_ERROR, "poll failed");
+            vm_request_stop(vm, VM_STOP_HOST_ERROR, 0, "poll failed");
             break;
         }
         if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
@@ -606,7 +628,7 @@ int vm_run(struct vm *vm, int signal_fd)
             } else {
                 char why[64];
                 snprintf(why, sizeof(why), "stopped by signal %s", strsignal((int)info.ssi_signo));
-                vm_request_stop(vm, EXIT_SIGNAL_BASE + (int)info.ssi_signo, why);
+                vm_request_stop(vm, VM_STOP_SIGNAL, (int)info.ssi_signo, why);
             }
         }
     }
@@ -619,7 +641,7 @@ int vm_run(struct vm *vm, int signal_fd)
             vm->vcpus[i].thread_started = false;
         }
     }
-    log_debug("VM stopped: %s (exit code %d)", vm->stop_reason, vm->exit_code);
+    log_debug("VM stopped: %s", vm->stop_reason);
     if (log_is_verbose())
         log_debug("unclaimed accesses: port I/O %llu reads, %llu writes; MMIO %llu reads, "
                   "%llu writes",
@@ -628,21 +650,12 @@ int vm_run(struct vm *vm, int signal_fd)
                   (unsigned long long)atomic_load(&vm->mmio.unclaimed_reads),
                   (unsigned long long)atomic_load(&vm->mmio.unclaimed_writes));
     if (log_is_verbose()) {
-        uint64_t io_exits = 0, io_items = 0, mmio_exits = 0, io_vmm_ns = 0, mmio_vmm_ns = 0;
-        for (unsigned int i = 0; i < vm->cpu_count; i++) {
-            io_exits += vm->vcpus[i].io_exits;
-            io_items += vm->vcpus[i].io_items;
-            mmio_exits += vm->vcpus[i].mmio_exits;
-            io_vmm_ns += vm->vcpus[i].io_vmm_ns;
-            mmio_vmm_ns += vm->vcpus[i].mmio_vmm_ns;
-        }
-        log_debug("exits to the VMM: port I/O %llu (%llu items), MMIO %llu",
-                  (unsigned long long)io_exits, (unsigned long long)io_items,
-                  (unsigned long long)mmio_exits);
-        log_debug("time in the VMM on those exits: port I/O %llu ns, MMIO %llu ns",
-                  (unsigned long long)io_vmm_ns, (unsigned long long)mmio_vmm_ns);
+        const struct vcpu_stats *stats[VM_MAX_CPUS];
+        for (unsigned int i = 0; i < vm->cpu_count; i++)
+            stats[i] = &vm->vcpus[i].stats;
+        vcpu_stats_log_totals(stats, vm->cpu_count);
     }
-    return vm->exit_code;
+    return 0;
 }
 
 void vm_destroy(struct vm *vm)
@@ -659,24 +672,12 @@ void vm_destroy(struct vm *vm)
     }
     for (unsigned int i = 0; i < vm->shm_count; i++)
         shm_device_destroy(&vm->shm[i]);
-    if (vm->pci_ready)
-        pci_bus_destroy(&vm->pci);
-    if (vm->devices_added) {
-        legacy_ports_destroy(&vm->legacy_ports);
-        cmos_destroy(&vm->cmos);
-        debug_exit_destroy(&vm->debug_exit);
-        i8042_destroy(&vm->i8042);
-        uart_destroy(&vm->com1);
-    }
+    vm_remove_devices(vm);
     guest_ram_destroy(&vm->ram);
-    if (vm->irq_routing_ready)
-        irq_routing_destroy(&vm->irq_routing);
-    if (vm->vm_fd >= 0)
-        close(vm->vm_fd);
-    if (vm->kvm_fd >= 0)
-        close(vm->kvm_fd);
-    if (vm->stop_fd >= 0)
-        close(vm->stop_fd);
+    irq_routing_destroy(&vm->irq_routing);
+    close(vm->vm_fd);
+    close(vm->kvm_fd);
+    close(vm->stop_fd);
     bus_destroy(&vm->mmio);
     bus_destroy(&vm->pio);
 }
