@@ -4,36 +4,9 @@
  * mapped BAR on the right bus. Like firmware, pci_bus_add_device() assigns BAR addresses
  * from fixed windows and turns decoding on, so Linux finds the devices ready and keeps them.
  *
- * Config space rules (PCI Local Bus 3.0, type 0 header):
- * - Read-only: vendor/device ID, revision, class code, header type (0: single function),
- *   subsystem IDs, capability pointer, interrupt pin (0: no INTx), expansion ROM (reads 0),
- *   unimplemented BARs (read 0), capability IDs and next pointers.
- * - COMMAND: I/O space (bit 0), memory space (1), bus master (2), INTx disable (10) are
- *   writable, all other bits read 0. Bus master is stored, not enforced.
- * - STATUS: bit 4 (capability list) is read-only and set once a capability exists; the error
- *   bits 8, 11..15 are write-1-to-clear (the model never sets them).
- * - Cache line size, latency timer and interrupt line are plain read/write bytes.
- * - BAR sizing: writing all ones reads back the size mask with the type bits intact.
- *   I/O BARs decode 16 bits (the upper half is hardwired to 0, as x86 has 64 KiB of ports).
- *
- * A BAR is mapped while its decode bit (COMMAND I/O or memory) is set and its address is
- * valid: not 0, not the all-ones sizing value (all address bits set, which also rules out
- * the highest aligned address; for a 64-bit BAR also a high dword of all ones), not wrapping,
- * inside the 64 KiB port space for I/O. It is re-mapped when the guest moves it and unmapped
- * when decode is turned off. A 64-bit BAR is moved the way Linux does it, low dword then
- * high dword: a write to the low dword unmaps it, and it is mapped again at the final
- * address by the write to the high dword (or by the next COMMAND write, for a guest that
- * changes only the low dword). A guest that writes the high dword first gets a transient
- * mapping at new-high/old-low, then the BAR stays unmapped until its next high-dword or
- * COMMAND write.
- *
- * Mapping means: bus_register() on the port I/O bus (I/O BARs) or MMIO bus (memory BARs)
- * with the BAR's io callback; a BAR without one (memory the VMM maps directly, such as
- * ivshmem's shared memory) gets a placeholder range that reads all ones and drops writes,
- * so overlaps with other BARs are detected the same way. When bus_register() fails (the
- * guest placed the BAR over another BAR or device: -EEXIST) the failure is logged at debug
- * level and the BAR stays unmapped until the guest changes it again. Then on_map() tells the
- * device. A guest may put a BAR over RAM: the bus does not know about RAM, so that maps.
+ * The config space rules it enforces (read-only and write-1-to-clear bits, BAR sizing, when
+ * a BAR is mapped, moved and unmapped, and what happens when a BAR overlaps another) are
+ * specified in docs/pci.md.
  *
  * Locking. This is the one statement of the lock order of devices/; a thread that holds a
  * lock takes only locks further down:
