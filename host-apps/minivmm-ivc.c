@@ -283,7 +283,9 @@ static int parse_stream_opts(struct opts *o, int argc, char **argv)
 static int bench(const struct opts *o, int argc, char **argv)
 {
     static const char *const channel_names[] = {"host-poll", "host-irq", NULL};
-    static struct bench b = {.count = 10000, .msg = 64, .timeout_ms = 60000, .progress = true};
+    /* vmm "host": what the guest's rows name this side. */
+    static struct bench b = {
+        .count = 10000, .msg = 64, .timeout_ms = 60000, .progress = true, .vmm = "host"};
     int status = 0;
 
     if (ivc_bench_parse_args(&b, argc, argv, 4, channel_names))
