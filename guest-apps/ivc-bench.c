@@ -86,12 +86,5 @@ int main(int argc, char **argv)
         status = ivc_bench_channel(&b, ctx, b.channels[i]);
         ivc_ctx_close(ctx);
     }
-    ivc_bench_print_results(&b);
-    free(b.pattern);
-    if (status) {
-        printf("ivc-bench: FAIL (see above)\n");
-        return 1;
-    }
-    printf("ivc-bench: OK\n");
-    return 0;
+    return ivc_bench_finish(&b, status);
 }

@@ -376,7 +376,7 @@ static int find_peer(struct bench *b, struct ivc_ctx *ctx)
     return -1;
 }
 
-void ivc_bench_print_results(const struct bench *b)
+static void print_results(const struct bench *b)
 {
     printf("--- ivc-bench csv begin ---\n");
     printf("channel,vmm,peer_vmm,direction,size_bytes,metric,value,unit\n");
@@ -465,4 +465,17 @@ int ivc_bench_channel(struct bench *b, struct ivc_ctx *ctx, const char *channel)
                                                  : "qemu");
     int status = find_peer(b, ctx);
     return status ? status : run_channel(b, ctx);
+}
+
+int ivc_bench_finish(struct bench *b, int status)
+{
+    print_results(b);
+    free(b->pattern);
+    b->pattern = NULL;
+    if (status) {
+        printf("ivc-bench: FAIL (see above)\n");
+        return 1;
+    }
+    printf("ivc-bench: OK\n");
+    return 0;
 }

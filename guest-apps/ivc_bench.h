@@ -66,8 +66,10 @@ int ivc_bench_prepare(struct bench *b);
  * reason printed). */
 int ivc_bench_channel(struct bench *b, struct ivc_ctx *ctx, const char *channel);
 
-/* The rows as CSV between markers, then as a table, on stdout. */
-void ivc_bench_print_results(const struct bench *b);
+/* The end of a run: the rows as CSV between markers, then as a table, on stdout, then
+ * "ivc-bench: OK" or "ivc-bench: FAIL (see above)" as status (0 or not) says; frees the
+ * pattern buffer. Returns the exit status, 0 or 1. */
+int ivc_bench_finish(struct bench *b, int status);
 
 /* Prints "ivc-bench: FAIL what: strerror(-err)" and returns -1. */
 int ivc_bench_fail(const char *what, int err);
