@@ -532,7 +532,7 @@ unsigned int shm_group_take_own_fds(struct shm_group *g, int *fds)
     return g->vectors;
 }
 
-int shm_group_start(struct shm_group *g, const struct shm_group_events *events, void *ctx)
+int shm_group_start_polled(struct shm_group *g, const struct shm_group_events *events, void *ctx)
 {
     if (!g->joined)
         return -EINVAL;
@@ -546,6 +546,33 @@ int shm_group_start(struct shm_group *g, const struct shm_group_events *events, 
         if (g->peers[id].present)
             peer_hand_over(g, id);
     }
+    return 0;
+}
+
+int shm_group_dispatch(struct shm_group *g)
+{
+    int64_t value;
+    int fd;
+
+    if (!g->joined || g->thread_started)
+        return -EINVAL;
+    int ret = ivproto_recv(g->sock, &value, &fd);
+    if (ret < 0)
+        return ret;
+    group_message(g, value, fd);
+    return 0;
+}
+
+int shm_group_socket(const struct shm_group *g)
+{
+    return g->sock;
+}
+
+int shm_group_start(struct shm_group *g, const struct shm_group_events *events, void *ctx)
+{
+    int ret = shm_group_start_polled(g, events, ctx);
+    if (ret < 0)
+        return ret;
 
     g->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (g->stop_fd < 0) {
@@ -557,7 +584,7 @@ int shm_group_start(struct shm_group *g, const struct shm_group_events *events, 
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int ret = pthread_create(&g->thread, NULL, group_thread, g);
+    ret = pthread_create(&g->thread, NULL, group_thread, g);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (ret != 0) {
         log_error("shm group %s: pthread_create: %s", g->spec.name, strerror(ret));

@@ -102,6 +102,15 @@ unsigned int shm_group_take_own_fds(struct shm_group *g, int *fds);
  * and ctx are copied/kept until shm_group_leave(). Returns 0 or -errno. */
 int shm_group_start(struct shm_group *g, const struct shm_group_events *events, void *ctx);
 
+/* shm_group_start() without the thread, for a client of one thread (libivc on the host):
+ * reports the peers already present through events->peer_joined, and afterwards each
+ * shm_group_dispatch() reads one message of the broker (call it when shm_group_socket() is
+ * readable) and reports it as the thread would. Returns 0 or -errno; dispatch says -EPIPE
+ * once the broker closed the connection. */
+int shm_group_start_polled(struct shm_group *g, const struct shm_group_events *events, void *ctx);
+int shm_group_dispatch(struct shm_group *g);
+int shm_group_socket(const struct shm_group *g);
+
 /* Stops the thread, closes the socket (so the broker tells the others we left), unmaps
  * the memory and closes every fd still owned by g. Safe on a zeroed g, after a failed
  * join, and twice. */

@@ -16,19 +16,30 @@ int ivc_ctx_open(struct ivc_ctx **ctx, const struct ivc_ctx_opts *opts)
         return -EINVAL;
     if (!opts)
         opts = &defaults;
+    /* The guest build has the device backends, the host build (IVC_HOST_LIBRARY) the
+     * host ones; IVC_SHM_MEMORY needs neither. */
     switch (opts->backend) {
+    case IVC_SHM_MEMORY:
+        ops = &ivc_shm_memory_ops;
+        break;
+#ifdef IVC_HOST_LIBRARY
+    case IVC_HOST_POLL:
+        ops = &ivc_host_poll_ops;
+        break;
+    case IVC_HOST_IRQ:
+        ops = &ivc_host_irq_ops;
+        break;
+#else
     case IVC_SHM_POLL:
         ops = &ivc_shm_poll_ops;
         break;
     case IVC_SHM_IRQ:
         ops = &ivc_shm_irq_ops;
         break;
-    case IVC_SHM_MEMORY:
-        ops = &ivc_shm_memory_ops;
-        break;
     case IVC_PORTIO:
         ops = &ivc_portio_ops;
         break;
+#endif
     default:
         return -EOPNOTSUPP;
     }

@@ -1,5 +1,5 @@
 /*
- * libivc: message channels between VMs, for Linux guest programs.
+ * libivc: message channels between VMs, for Linux guest programs and host processes.
  *
  * A context (struct ivc_ctx) is one channel device seen through one backend; a channel
  * (struct ivc_chan) is a two-way message pipe between this VM and one peer VM on that
@@ -29,6 +29,17 @@
  *                 user-mode in/out fault although ioperm() succeeded, ivc_ctx_open says
  *                 -EOPNOTSUPP. ivc_ctx_opts.port_io replaces the instructions (the unit
  *                 tests drive the device model in-process with it).
+ *   IVC_HOST_POLL, IVC_HOST_IRQ  (the host build of the library only) a process on the
+ *                 host joins the group ivc_ctx_opts.group (--shm=NAME) as one more peer
+ *                 through its broker and takes the ID the broker gives; it never starts a
+ *                 broker (-ENOENT when the group has none: start a VM with --shm=NAME or
+ *                 run minivmm-broker NAME). Its VMs see it in their presence bitmap; it
+ *                 learns departures from the broker. host-poll spins while it waits;
+ *                 host-irq sleeps in poll() on its eventfd and rings peers' eventfds
+ *                 (a guest's doorbell to its ID wakes it). Needs vectors >= 1 for
+ *                 presence and doorbells; in a memory-only group only host-poll works
+ *                 and presence is unknown, as on QEMU. Same layout, checks and errors
+ *                 as shm-poll/shm-irq.
  *
  * Shared-memory layout (both shm backends; ivc_ring.h has the byte-level details): the
  * memory is split among at most `peers` peer IDs (ivc_ctx_opts.peers, default
@@ -96,6 +107,8 @@ enum ivc_backend {
     IVC_SHM_IRQ,
     IVC_SHM_MEMORY,
     IVC_PORTIO,
+    IVC_HOST_POLL,
+    IVC_HOST_IRQ,
 };
 
 /* The longest message over IVC_PORTIO (the library's buffers, not the device, bound it). */
@@ -122,6 +135,9 @@ struct ivc_ctx_opts {
     void *memory;       /* IVC_SHM_MEMORY: the shared memory (stays the caller's) */
     size_t memory_size; /* IVC_SHM_MEMORY: its size */
     const struct ivc_port_io *port_io; /* IVC_PORTIO: NULL = in/out on the device found */
+    const char *group;                 /* IVC_HOST_*: the group's NAME */
+    char *why; /* where ivc_ctx_open writes why it failed (host backends), or NULL */
+    size_t why_len;
 };
 
 struct ivc_ctx;
@@ -131,11 +147,13 @@ struct ivc_chan;
  * -ENODEV: no such device or no driver for IVC_SHM_IRQ; -ERANGE: own ID >= peers;
  * -ENOSPC: the memory is too small for `peers` peers; -EINVAL: IVC_SHM_MEMORY without
  * memory or self_id; IVC_PORTIO: -EPERM (ioperm() refused), -EOPNOTSUPP (user-mode in/out
- * fault here). */
+ * fault here); IVC_HOST_*: -ENOENT (no broker serves the group), -EOPNOTSUPP (host-irq
+ * in a memory-only group, or a backend this build of the library lacks). */
 int ivc_ctx_open(struct ivc_ctx **ctx, const struct ivc_ctx_opts *opts);
 void ivc_ctx_close(struct ivc_ctx *ctx);
 
-/* Own peer ID, and the backend's name ("shm-poll", "shm-irq", "shm-memory", "portio"). */
+/* Own peer ID, and the backend's name ("shm-poll", "shm-irq", "shm-memory", "portio",
+ * "host-poll", "host-irq"). */
 unsigned ivc_ctx_self(const struct ivc_ctx *ctx);
 const char *ivc_ctx_backend_name(const struct ivc_ctx *ctx);
 

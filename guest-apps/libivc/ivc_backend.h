@@ -32,6 +32,8 @@ extern const struct ivc_backend_ops ivc_shm_poll_ops;
 extern const struct ivc_backend_ops ivc_shm_irq_ops;
 extern const struct ivc_backend_ops ivc_shm_memory_ops;
 extern const struct ivc_backend_ops ivc_portio_ops;
+extern const struct ivc_backend_ops ivc_host_poll_ops;
+extern const struct ivc_backend_ops ivc_host_irq_ops;
 
 struct ivc_ctx {
     const struct ivc_backend_ops *ops;
