@@ -5,7 +5,6 @@
 # any, every quoted #include of the tree must at least resolve inside it.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
 
-logs=
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 prefix=$scratch/prefix
@@ -23,15 +22,18 @@ for program in minivmm minivmm-broker; do
     fi
 done
 # Both installed programs run (no RPATH into the build folder to lose).
-"$prefix/bin/minivmm" --version >/dev/null 2>&1 && pass "installed minivmm runs" ||
-    fail "installed minivmm --version failed"
-"$prefix/bin/minivmm-broker" --help >/dev/null 2>&1 && pass "installed minivmm-broker runs" ||
-    fail "installed minivmm-broker --help failed"
+for run in "minivmm --version" "minivmm-broker --help"; do
+    if "$prefix/bin/${run% *}" "${run#* }" >/dev/null 2>&1; then
+        pass "installed ${run% *} runs"
+    else
+        fail "installed $run failed"
+    fi
+done
 
 version=$(sed -n 's/^project(minivmm VERSION \([0-9.]*\).*/\1/p' "$MINIVMM_SOURCE_DIR/CMakeLists.txt")
 dkms=$prefix/src/ivshmem_guest-$version
 for file in dkms.conf Kbuild ivshmem_guest.c; do
-    [ -f "$dkms/$file" ] && pass "dkms tree has $file" || fail "dkms tree lacks $file ($dkms)"
+    if [ -f "$dkms/$file" ]; then pass "dkms tree has $file"; else fail "dkms tree lacks $file ($dkms)"; fi
 done
 conf=$(cat "$dkms/dkms.conf" 2>/dev/null)
 expect_contains "$conf" "PACKAGE_VERSION=\"$version\"" "dkms.conf names version $version"
