@@ -436,9 +436,12 @@ static int memory_create(struct broker *b, char *why, size_t why_len)
     b->mem_fd = memfd_create(mem_name, flags);
     if (b->mem_fd < 0) {
         int err = errno;
+        const char *huge = b->hugepage_size == HUGEPAGE_1G   ? "|MFD_HUGETLB|MFD_HUGE_1GB"
+                           : b->hugepage_size == HUGEPAGE_2M ? "|MFD_HUGETLB|MFD_HUGE_2MB"
+                                                             : "";
         return reason_fail(-err, why, why_len,
-                           "memfd_create %s MFD_CLOEXEC|MFD_ALLOW_SEALING%s: %s", mem_name,
-                           b->hugepage_size ? "|MFD_HUGETLB|MFD_HUGE_*" : "", strerror(err));
+                           "memfd_create %s MFD_CLOEXEC|MFD_ALLOW_SEALING%s: %s", mem_name, huge,
+                           strerror(err));
     }
     if (ftruncate(b->mem_fd, (off_t)b->size) < 0) {
         int err = errno;
