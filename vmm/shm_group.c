@@ -19,6 +19,7 @@
 #include "devices/portio_channel.h"
 #include "vmm/broker/connect.h"
 #include "vmm/broker/runtime.h"
+#include "vmm/hugepages.h"
 #include "vmm/ivshmem_protocol.h"
 #include "vmm/reason.h"
 #include "vmm/size.h"
@@ -298,6 +299,23 @@ static int memory_map(struct shm_group *g, char *why, size_t why_len)
                    g->spec.name, have, want);
         return -EEXIST;
     }
+    /* NAME.group already told; the fd itself is the last word (a broker too old to say). */
+    uint64_t page_size;
+    int ret = memfd_page_size(g->mem_fd, &page_size, why, why_len);
+    if (ret < 0)
+        return ret;
+    if (page_size != g->spec.hugepage_size) {
+        char have[48], want[48];
+        hugepage_describe(page_size, have, sizeof(have));
+        hugepage_describe(g->spec.hugepage_size, want, sizeof(want));
+        reason_set(why, why_len,
+                   "the memory of group '%s' is backed by %s, but %s were asked for (the "
+                   "group's hugepages= setting)",
+                   g->spec.name, have, want);
+        return -EEXIST;
+    }
+    /* The broker allocated every hugetlb page already (fallocate): mapping them cannot
+     * fail later for want of pages, so no MAP_POPULATE here. */
     void *mem = mmap(NULL, g->spec.size, PROT_READ | PROT_WRITE, MAP_SHARED, g->mem_fd, 0);
     if (mem == MAP_FAILED) {
         int err = errno;
@@ -353,8 +371,7 @@ int shm_group_join(struct shm_group *g, const struct shm_spec *spec, char *why, 
     if (ret < 0)
         log_warn("shm group %s: setrlimit RLIMIT_NOFILE: %s", spec->name, strerror(-ret));
 
-    ret = broker_connect(g->runtime_dir, spec->name, spec->size, spec->vectors, spec->sandbox,
-                         &g->spawned_broker, &g->broker_pid, why, why_len);
+    ret = broker_connect(g->runtime_dir, spec, &g->spawned_broker, &g->broker_pid, why, why_len);
     if (ret < 0)
         goto fail;
     g->sock = ret;

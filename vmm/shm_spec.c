@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/hugepages.h"
 #include "vmm/reason.h"
 #include "vmm/size.h"
 
@@ -21,6 +22,29 @@ bool shm_name_valid(const char *name)
             return false;
     }
     return true;
+}
+
+/* The hugepage size is one x86 offers, and the memory is a whole number of its pages. */
+static int hugepages_fit(const struct shm_spec *spec, char *why, size_t why_len)
+{
+    if (!spec->hugepage_size)
+        return 0;
+    char page[32], size[32];
+    format_size(spec->hugepage_size, page, sizeof(page));
+    if (!hugepage_size_valid(spec->hugepage_size)) {
+        reason_set(why, why_len, "hugepages=%s: expected 2M or 1G", page);
+        return -EINVAL;
+    }
+    /* Both are powers of two: a multiple is anything at least as large. */
+    if (spec->size < spec->hugepage_size) {
+        format_size(spec->size, size, sizeof(size));
+        reason_set(why, why_len,
+                   "size %s is not a multiple of the %s hugepage size (hugepages=%s needs "
+                   "size=%s or more)",
+                   size, page, page, page);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 int shm_spec_check(const struct shm_spec *spec, char *why, size_t why_len)
@@ -47,7 +71,7 @@ int shm_spec_check(const struct shm_spec *spec, char *why, size_t why_len)
                    SHM_MAX_VECTORS);
         return -EINVAL;
     }
-    return 0;
+    return hugepages_fit(spec, why, why_len);
 }
 
 int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t why_len)
@@ -76,7 +100,7 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
     if (!shm_name_valid(spec->name))
         return shm_spec_check(spec, why, why_len);
 
-    bool have_size = false, have_vectors = false, have_portio = false;
+    bool have_size = false, have_vectors = false, have_portio = false, have_hugepages = false;
     const char *item = text + name_len;
     while (*item == ',') {
         item++;
@@ -96,8 +120,8 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
 
         char *value = strchr(buf, '=');
         if (!value) {
-            reason_set(why, why_len, "'%s' is not KEY=VALUE (known keys: size, vectors, portio)",
-                       buf);
+            reason_set(why, why_len,
+                       "'%s' is not KEY=VALUE (known keys: size, vectors, hugepages, portio)", buf);
             return -EINVAL;
         }
         *value++ = '\0';
@@ -149,10 +173,22 @@ int shm_spec_parse(const char *text, struct shm_spec *spec, char *why, size_t wh
                 return -EINVAL;
             }
             spec->portio = strcmp(value, "on") == 0;
+        } else if (strcmp(buf, "hugepages") == 0) {
+            if (have_hugepages) {
+                reason_set(why, why_len, "hugepages is given twice");
+                return -EINVAL;
+            }
+            have_hugepages = true;
+            if (parse_size(value, &spec->hugepage_size) < 0 ||
+                !hugepage_size_valid(spec->hugepage_size)) {
+                reason_set(why, why_len, "hugepages '%s': expected 2M or 1G", value);
+                return -EINVAL;
+            }
         } else {
-            reason_set(why, why_len, "unknown key '%s' (known keys: size, vectors, portio)", buf);
+            reason_set(why, why_len,
+                       "unknown key '%s' (known keys: size, vectors, hugepages, portio)", buf);
             return -EINVAL;
         }
     }
-    return 0;
+    return hugepages_fit(spec, why, why_len);
 }

@@ -436,8 +436,8 @@ static void test_group_full(void **state)
     char why[256];
     bool spawned;
     pid_t pid;
-    assert_int_equal(broker_connect(f->dir, NAME, SIZE, 0, true, &spawned, &pid, why, sizeof(why)),
-                     -EUSERS);
+    struct shm_spec spec = {.name = NAME, .size = SIZE, .vectors = 0, .sandbox = true};
+    assert_int_equal(broker_connect(f->dir, &spec, &spawned, &pid, why, sizeof(why)), -EUSERS);
     assert_contains(why, "is full: it has 64 peers");
     assert_false(spawned);
     why[0] = '\0';
@@ -612,8 +612,8 @@ static void test_socket_path_too_long(void **state)
 
     bool spawned;
     pid_t pid;
-    assert_int_equal(broker_connect(path, NAME, SIZE, 1, true, &spawned, &pid, why, sizeof(why)),
-                     -ENAMETOOLONG);
+    struct shm_spec spec = {.name = NAME, .size = SIZE, .vectors = 1, .sandbox = true};
+    assert_int_equal(broker_connect(path, &spec, &spawned, &pid, why, sizeof(why)), -ENAMETOOLONG);
     assert_contains(why, "sun_path");
 }
 

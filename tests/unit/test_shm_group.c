@@ -411,6 +411,20 @@ static void test_spec_parse_good(void **state)
     assert_int_equal(spec.vectors, 0);
     assert_int_equal(shm_spec_parse("x,portio=off", &spec, why, sizeof(why)), 0);
     assert_false(spec.portio);
+    assert_int_equal(spec.hugepage_size, 0);
+
+    /* hugepages=: the default 4M is two 2M pages; 2048K is the same size spelt otherwise. */
+    assert_int_equal(shm_spec_parse("x,hugepages=2M", &spec, why, sizeof(why)), 0);
+    assert_int_equal(spec.hugepage_size, 2 << 20);
+    assert_int_equal(spec.size, SHM_DEFAULT_SIZE);
+    assert_int_equal(shm_spec_parse("x,hugepages=2048K,size=2M", &spec, why, sizeof(why)), 0);
+    assert_int_equal(spec.hugepage_size, 2 << 20);
+    assert_int_equal(shm_spec_parse("x,hugepages=1G,size=1G,vectors=1", &spec, why, sizeof(why)),
+                     0);
+    assert_int_equal(spec.hugepage_size, 1 << 30);
+    assert_int_equal(spec.size, 1 << 30);
+    assert_int_equal(shm_spec_parse("x,size=16G,hugepages=1G", &spec, why, sizeof(why)), 0);
+    assert_int_equal(shm_spec_check(&spec, why, sizeof(why)), 0);
 
     char name[SHM_NAME_MAX + 1];
     memset(name, 'n', SHM_NAME_MAX);
@@ -452,6 +466,17 @@ static void test_spec_parse_bad(void **state)
         {"x,vectors=1,vectors=1", "vectors is given twice"},
         {"x,portio=yes", "expected on or off"},
         {"x,portio=on,portio=off", "portio is given twice"},
+        {"x,hugepages=4K", "hugepages '4K': expected 2M or 1G"},
+        {"x,hugepages=3M", "expected 2M or 1G"},
+        {"x,hugepages=2G", "expected 2M or 1G"},
+        {"x,hugepages=on", "expected 2M or 1G"},
+        {"x,hugepages=", "expected 2M or 1G"},
+        {"x,hugepages=2M,hugepages=2M", "hugepages is given twice"},
+        {"x,size=1M,hugepages=2M", "size 1M is not a multiple of the 2M hugepage size"},
+        {"x,hugepages=2M,size=64K", "hugepages=2M needs size=2M or more"},
+        {"x,hugepages=1G", "size 4M is not a multiple of the 1G hugepage size"},
+        {"x,size=512M,hugepages=1G", "needs size=1G or more"},
+        {"x,huge=2M", "known keys: size, vectors, hugepages, portio"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct shm_spec spec;

@@ -38,9 +38,22 @@ int broker_check_room(const char *dir, const char *name, char *why, size_t why_l
     return ret;
 }
 
-int broker_connect(const char *dir, const char *name, uint64_t size, unsigned int vectors,
-                   bool sandbox, bool *spawned, pid_t *broker_pid, char *why, size_t why_len)
+/* "size=4M vectors=2", with " hugepages=2M" for a hugetlb group. */
+static void shape_text(char *text, size_t len, uint64_t size, unsigned int vectors,
+                       uint64_t hugepage_size)
 {
+    char size_text[32], page_text[32] = "";
+    format_size(size, size_text, sizeof(size_text));
+    if (hugepage_size)
+        format_size(hugepage_size, page_text, sizeof(page_text));
+    snprintf(text, len, "size=%s vectors=%u%s%s", size_text, vectors,
+             hugepage_size ? " hugepages=" : "", page_text);
+}
+
+int broker_connect(const char *dir, const struct shm_spec *spec, bool *spawned, pid_t *broker_pid,
+                   char *why, size_t why_len)
+{
+    const char *name = spec->name;
     char sock_path[PATH_MAX], lock_path[PATH_MAX], status_path[PATH_MAX];
     *spawned = false;
     *broker_pid = 0;
@@ -79,16 +92,19 @@ int broker_connect(const char *dir, const char *name, uint64_t size, unsigned in
         goto out;
     }
     bool live = broker_status_read(status_path, status) == 0 && broker_alive(status->broker_pid);
-    if (live && (status->size != size || status->vectors != vectors)) {
-        char have[32], want[32];
-        format_size(status->size, have, sizeof(have));
-        format_size(size, want, sizeof(want));
+    if (live && (status->size != spec->size || status->vectors != spec->vectors ||
+                 status->hugepage_size != spec->hugepage_size)) {
+        char have[96], want[96];
+        shape_text(have, sizeof(have), status->size, status->vectors, status->hugepage_size);
+        shape_text(want, sizeof(want), spec->size, spec->vectors, spec->hugepage_size);
+        /* When only the backing differs, say so for the side that has no hugepages=. */
+        bool backing_differs = status->hugepage_size != spec->hugepage_size;
         reason_set(why, why_len,
-                   "shared-memory group '%s' already exists with size=%s vectors=%u (broker pid "
-                   "%d, %u peers), but size=%s vectors=%u was asked for: use the same values or "
-                   "another name",
-                   name, have, status->vectors, (int)status->broker_pid, status->peer_count, want,
-                   vectors);
+                   "shared-memory group '%s' already exists with %s%s (broker pid %d, %u peers), "
+                   "but %s%s was asked for: use the same values or another name",
+                   name, have, backing_differs && !status->hugepage_size ? " (ordinary pages)" : "",
+                   (int)status->broker_pid, status->peer_count, want,
+                   backing_differs && !spec->hugepage_size ? " (ordinary pages)" : "");
         ret = -EEXIST;
         goto out;
     }
@@ -119,7 +135,7 @@ int broker_connect(const char *dir, const char *name, uint64_t size, unsigned in
         goto out;
     }
     pid_t pid;
-    ret = broker_spawn(dir, name, size, vectors, sandbox, &pid, why, why_len);
+    ret = broker_spawn(dir, spec, &pid, why, why_len);
     if (ret < 0)
         goto out;
     ret = broker_socket_connect(sock_path);

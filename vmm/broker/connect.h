@@ -9,12 +9,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Returns the connected socket (SOCK_CLOEXEC), or -errno with a sentence in why: -EEXIST
- * for a live group with another size or vector count, -EUSERS for a full one.
- * *spawned tells whether this call started the broker, *broker_pid is its pid (0 if
- * unknown); sandbox is passed to a broker this call starts. */
-int broker_connect(const char *dir, const char *name, uint64_t size, unsigned int vectors,
-                   bool sandbox, bool *spawned, pid_t *broker_pid, char *why, size_t why_len);
+#include "vmm/shm_spec.h"
+
+/* Connects to the group spec names. Returns the connected socket (SOCK_CLOEXEC), or -errno
+ * with a sentence in why: -EEXIST for a live group of another size, vector count or
+ * hugepage size, -EUSERS for a full one. *spawned tells whether this call started the
+ * broker, *broker_pid is its pid (0 if unknown); a broker this call starts gets spec's
+ * shape and spec->sandbox. */
+int broker_connect(const char *dir, const struct shm_spec *spec, bool *spawned, pid_t *broker_pid,
+                   char *why, size_t why_len);
 
 /* After a join failed because the broker hung up at once: -EUSERS with a sentence in why
  * when NAME.group shows a live broker with SHM_MAX_PEERS peers (it refuses the next one

@@ -39,12 +39,13 @@ struct broker_args {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: minivmm-broker [OPTIONS] NAME[,size=SIZE][,vectors=N]\n"
+            "Usage: minivmm-broker [OPTIONS] NAME[,size=SIZE][,vectors=N][,hugepages=2M|1G]\n"
             "Start the shared-memory group NAME and serve it in the foreground until SIGINT,\n"
-            "SIGTERM or SIGHUP. minivmm VMs join it with --shm=NAME (same size and vectors),\n"
-            "QEMU VMs with -chardev socket,path=SOCKET -device ivshmem-doorbell; the socket's\n"
-            "path is printed at start. Defaults: size 4M (a power of two, %lluK to %lluG),\n"
-            "%d vectors (0 to %d).\n"
+            "SIGTERM or SIGHUP. minivmm VMs join it with --shm=NAME (same size, vectors and\n"
+            "hugepages), QEMU VMs with -chardev socket,path=SOCKET -device ivshmem-doorbell;\n"
+            "the socket's path is printed at start. Defaults: size 4M (a power of two, %lluK\n"
+            "to %lluG), %d vectors (0 to %d), ordinary pages; hugepages=2M or 1G takes the\n"
+            "memory from the host's hugetlb pool (see /proc/sys/vm/nr_hugepages) at start.\n"
             "\n"
             "  --no-sandbox       skip the seccomp allow-list (debugging)\n"
             "  -v, --verbose      debug messages\n"
@@ -115,7 +116,8 @@ static int parse_args(int argc, char **argv, struct broker_args *args)
     }
     if (optind != argc - 1) {
         fprintf(stderr, "minivmm-broker: error: %s (see --help)\n",
-                optind == argc ? "missing NAME[,size=SIZE][,vectors=N]" : "more than one group");
+                optind == argc ? "missing NAME[,size=SIZE][,vectors=N][,hugepages=2M|1G]"
+                               : "more than one group");
         return BROKER_EXIT_USAGE;
     }
     char why[192];
@@ -180,6 +182,17 @@ static int leave_parent(int ready_fd)
     return 0;
 }
 
+/* ",hugepages=2M" for a hugetlb group, "" for ordinary pages: what --shm needs added. */
+static void hugepages_option(uint64_t hugepage_size, char *text, size_t len)
+{
+    char page[32];
+    text[0] = '\0';
+    if (!hugepage_size)
+        return;
+    format_size(hugepage_size, page, sizeof(page));
+    snprintf(text, len, ",hugepages=%s", page);
+}
+
 /* By hand, under NAME.lock: a live group is reported (exit status), a dead one's files
  * removed. Returns -1 to go on. */
 static int claim_group(const char *dir, const struct shm_spec *spec, const char *sock_path)
@@ -196,13 +209,14 @@ static int claim_group(const char *dir, const struct shm_spec *spec, const char 
     }
     int ret = -1;
     if (broker_status_read(status_path, status) == 0 && broker_alive(status->broker_pid)) {
-        char size[32];
+        char size[32], huge[48];
         format_size(status->size, size, sizeof(size));
+        hugepages_option(status->hugepage_size, huge, sizeof(huge));
         fprintf(stderr,
-                "minivmm-broker: group '%s' already exists: size=%s vectors=%u, broker pid %d, "
+                "minivmm-broker: group '%s' already exists: size=%s vectors=%u%s, broker pid %d, "
                 "%u peers, socket %s\n",
-                spec->name, size, status->vectors, (int)status->broker_pid, status->peer_count,
-                sock_path);
+                spec->name, size, status->vectors, huge, (int)status->broker_pid,
+                status->peer_count, sock_path);
         ret = BROKER_EXIT_EXISTS;
         goto out;
     }
@@ -288,14 +302,15 @@ static int run(const struct broker_args *args)
         goto fail_locked;
     }
     if (by_hand) {
-        char size[32];
+        char size[32], huge[48];
         format_size(spec->size, size, sizeof(size));
-        printf("minivmm-broker: group %s size=%s vectors=%u, pid %d\n"
+        hugepages_option(spec->hugepage_size, huge, sizeof(huge));
+        printf("minivmm-broker: group %s size=%s vectors=%u%s, pid %d\n"
                "minivmm-broker: socket %s\n"
-               "minivmm-broker: minivmm joins with --shm=%s,size=%s,vectors=%u; QEMU with "
+               "minivmm-broker: minivmm joins with --shm=%s,size=%s,vectors=%u%s; QEMU with "
                "-chardev socket,path=%s,id=%s -device ivshmem-doorbell,chardev=%s,vectors=%u\n",
-               spec->name, size, spec->vectors, (int)getpid(), sock_path, spec->name, size,
-               spec->vectors, sock_path, spec->name, spec->name, spec->vectors);
+               spec->name, size, spec->vectors, huge, (int)getpid(), sock_path, spec->name, size,
+               spec->vectors, huge, sock_path, spec->name, spec->name, spec->vectors);
         fflush(stdout);
     }
     struct broker_options opts = {
@@ -306,6 +321,7 @@ static int run(const struct broker_args *args)
         .stop_fd = stop_fd,
         .use_syslog = !by_hand,
         .sandbox = args->sandbox,
+        .hugepage_size = spec->hugepage_size,
     };
     ret = broker_run_opts(listen_fd, dir, spec->name, spec->size, spec->vectors, &opts);
     close(stop_fd);

@@ -21,9 +21,11 @@
 #include "devices/portio_channel.h"
 #include "vmm/broker/runtime.h"
 #include "vmm/broker/status.h"
+#include "vmm/hugepages.h"
 #include "vmm/ivshmem_protocol.h"
 #include "vmm/reason.h"
 #include "vmm/sandbox.h"
+#include "vmm/size.h"
 
 /* How long a send to one client may block before that client is dropped: a client that
  * stops reading must not stall the group. */
@@ -52,6 +54,7 @@ struct broker {
     const char *name;
     uint64_t size;
     unsigned int vectors;
+    uint64_t hugepage_size; /* 0: ordinary pages */
     const struct broker_options *opts;
     struct broker_client *clients[SHM_MAX_PEERS]; /* indexed by peer ID */
     unsigned int client_count;
@@ -88,6 +91,7 @@ static int broker_write_status(struct broker *b)
     struct broker_status status = {
         .size = b->size,
         .vectors = b->vectors,
+        .hugepage_size = b->hugepage_size,
         .broker_pid = getpid(),
         .broker_uid = geteuid(),
         .refused = b->refused,
@@ -390,6 +394,75 @@ static void ready_report(int ready_fd, const char *fmt, ...)
     close(ready_fd);
 }
 
+/* Allocates every hugetlb page of the memfd now. A hugetlb mapping that faults on a page
+ * the pool cannot supply gets SIGBUS, in whichever VM touches it first; fallocate takes
+ * the pages into the file instead, and fails cleanly when they are not there. */
+static int memory_allocate(struct broker *b, const char *mem_name, char *why, size_t why_len)
+{
+    if (fallocate(b->mem_fd, 0, 0, (off_t)b->size) == 0)
+        return 0;
+    int err = errno;
+    if (err == ENOSPC || err == ENOMEM) {
+        /* Numbers for the refusal; if the pool looks big enough, another process won the
+         * race for it, or a cgroup limit said no. */
+        const char *root = b->opts->hugepages_sysfs ? b->opts->hugepages_sysfs : HUGEPAGES_SYSFS;
+        if (hugepages_check(root, b->hugepage_size, b->size, why, why_len) == -ENOMEM)
+            return -ENOMEM;
+    }
+    char page[32];
+    format_size(b->hugepage_size, page, sizeof(page));
+    return reason_fail(-err, why, why_len,
+                       "fallocate memfd %s %" PRIu64 " bytes of %s hugepages: %s%s", mem_name,
+                       b->size, page, strerror(err),
+                       err == ENOSPC || err == ENOMEM
+                           ? " (the pool looked big enough: another process took the pages, or "
+                             "a hugetlb cgroup limit refused them)"
+                           : "");
+}
+
+/* The group's memory: a memfd of size bytes, hugetlb-backed on request, sealed. */
+static int memory_create(struct broker *b, char *why, size_t why_len)
+{
+    char mem_name[SHM_NAME_MAX + 16];
+    snprintf(mem_name, sizeof(mem_name), "minivmm-shm:%s", b->name);
+    if (b->hugepage_size) {
+        /* Refuse with the numbers before creating anything. */
+        const char *root = b->opts->hugepages_sysfs ? b->opts->hugepages_sysfs : HUGEPAGES_SYSFS;
+        int ret = hugepages_check(root, b->hugepage_size, b->size, why, why_len);
+        if (ret < 0)
+            return ret;
+    }
+    unsigned int flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | hugepage_memfd_flags(b->hugepage_size);
+    b->mem_fd = memfd_create(mem_name, flags);
+    if (b->mem_fd < 0) {
+        int err = errno;
+        const char *huge = b->hugepage_size == HUGEPAGE_1G   ? "|MFD_HUGETLB|MFD_HUGE_1GB"
+                           : b->hugepage_size == HUGEPAGE_2M ? "|MFD_HUGETLB|MFD_HUGE_2MB"
+                                                             : "";
+        return reason_fail(-err, why, why_len,
+                           "memfd_create %s MFD_CLOEXEC|MFD_ALLOW_SEALING%s: %s", mem_name, huge,
+                           strerror(err));
+    }
+    if (ftruncate(b->mem_fd, (off_t)b->size) < 0) {
+        int err = errno;
+        return reason_fail(-err, why, why_len, "ftruncate memfd %s %" PRIu64 ": %s", mem_name,
+                           b->size, strerror(err));
+    }
+    if (b->hugepage_size) {
+        int ret = memory_allocate(b, mem_name, why, why_len);
+        if (ret < 0)
+            return ret;
+    }
+    /* Sealed before anyone sees it: no peer can shrink it under another's mapping.
+     * hugetlbfs takes the same seals as shmem (since Linux 4.16). */
+    if (fcntl(b->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        int err = errno;
+        return reason_fail(-err, why, why_len, "fcntl memfd %s F_ADD_SEALS SHRINK|GROW|SEAL: %s",
+                           mem_name, strerror(err));
+    }
+    return 0;
+}
+
 static int broker_setup(struct broker *b, const char *state_dir, char *why, size_t why_len)
 {
     if (!shm_name_valid(b->name)) {
@@ -399,6 +472,12 @@ static int broker_setup(struct broker *b, const char *state_dir, char *why, size
     if (b->size < SHM_MIN_SIZE || b->size > SHM_MAX_SIZE || (b->size & (b->size - 1)) ||
         b->vectors > SHM_MAX_VECTORS) {
         reason_set(why, why_len, "invalid size %" PRIu64 " or vectors %u", b->size, b->vectors);
+        return -EINVAL;
+    }
+    if (b->hugepage_size &&
+        (!hugepage_size_valid(b->hugepage_size) || b->size < b->hugepage_size)) {
+        reason_set(why, why_len, "invalid hugepage size %" PRIu64 " for %" PRIu64 " bytes",
+                   b->hugepage_size, b->size);
         return -EINVAL;
     }
     if (broker_path(b->sock_path, sizeof(b->sock_path), state_dir, b->name, ".sock") ||
@@ -418,28 +497,9 @@ static int broker_setup(struct broker *b, const char *state_dir, char *why, size
     if (ret < 0)
         broker_log(b, LOG_WARNING, "setrlimit RLIMIT_NOFILE: %s", strerror(-ret));
 
-    char mem_name[SHM_NAME_MAX + 16];
-    snprintf(mem_name, sizeof(mem_name), "minivmm-shm:%s", b->name);
-    b->mem_fd = memfd_create(mem_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (b->mem_fd < 0) {
-        int err = errno;
-        reason_set(why, why_len, "memfd_create %s MFD_CLOEXEC|MFD_ALLOW_SEALING: %s", mem_name,
-                   strerror(err));
-        return -err;
-    }
-    if (ftruncate(b->mem_fd, (off_t)b->size) < 0) {
-        int err = errno;
-        reason_set(why, why_len, "ftruncate memfd %s %" PRIu64 ": %s", mem_name, b->size,
-                   strerror(err));
-        return -err;
-    }
-    /* Sealed before anyone sees it: no peer can shrink it under another's mapping. */
-    if (fcntl(b->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-        int err = errno;
-        reason_set(why, why_len, "fcntl memfd %s F_ADD_SEALS SHRINK|GROW|SEAL: %s", mem_name,
-                   strerror(err));
-        return -err;
-    }
+    ret = memory_create(b, why, why_len);
+    if (ret < 0)
+        return ret;
     ret = broker_write_status(b);
     if (ret < 0) {
         reason_set(why, why_len, "cannot write %s: %s", b->status_path, strerror(-ret));
@@ -474,6 +534,7 @@ int broker_run_opts(int listen_fd, const char *state_dir, const char *name, uint
     b->size = size;
     b->vectors = vectors;
     b->opts = opts ? opts : &defaults;
+    b->hugepage_size = b->opts->hugepage_size;
     if (b->opts->use_syslog)
         openlog(BROKER_PROCESS_NAME, LOG_PID, LOG_USER);
 

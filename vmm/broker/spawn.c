@@ -15,6 +15,7 @@
 
 #include "vmm/broker/runtime.h"
 #include "vmm/reason.h"
+#include "vmm/size.h"
 
 extern char **environ;
 
@@ -127,9 +128,10 @@ static int spawn_process(const char *exe, char *const argv[], int ready_fd, pid_
     return err;
 }
 
-int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int vectors,
-                 bool sandbox, pid_t *broker_pid, char *why, size_t why_len)
+int broker_spawn(const char *dir, const struct shm_spec *spec, pid_t *broker_pid, char *why,
+                 size_t why_len)
 {
+    const char *name = spec->name;
     char exe[PATH_MAX];
     int ret = broker_exe_path(exe, sizeof(exe), why, why_len);
     if (ret < 0)
@@ -140,13 +142,19 @@ int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int 
         reason_set(why, why_len, "runtime folder path too long: %s", dir);
         return -ENAMETOOLONG;
     }
-    snprintf(spec_arg, sizeof(spec_arg), "%s,size=%" PRIu64 ",vectors=%u", name, size, vectors);
+    int n = snprintf(spec_arg, sizeof(spec_arg), "%s,size=%" PRIu64 ",vectors=%u", name, spec->size,
+                     spec->vectors);
+    if (spec->hugepage_size) {
+        char page[32];
+        format_size(spec->hugepage_size, page, sizeof(page));
+        snprintf(spec_arg + n, sizeof(spec_arg) - (size_t)n, ",hugepages=%s", page);
+    }
     char *argv[8];
     int argc = 0;
     argv[argc++] = (char *)BROKER_EXE_NAME;
     argv[argc++] = fd_arg;
     argv[argc++] = dir_arg;
-    if (!sandbox)
+    if (!spec->sandbox)
         argv[argc++] = (char *)"--no-sandbox";
     argv[argc++] = (char *)"--"; /* a group name may start with '-' */
     argv[argc++] = spec_arg;

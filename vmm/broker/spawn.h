@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "vmm/shm_spec.h"
+
 /* Overrides where broker_spawn() finds the broker program (tests run from other folders). */
 #define BROKER_EXE_ENV  "MINIVMM_BROKER"
 #define BROKER_EXE_NAME "minivmm-broker"
@@ -19,10 +21,11 @@
  * Returns 0 or -errno with a sentence in why. */
 int broker_exe_path(char *path, size_t len, char *why, size_t why_len);
 
-/* Starts a broker for NAME in dir, which must have no live broker: call with NAME.lock
- * held (connect.h does), after removing a stale NAME.sock. The broker creates NAME.sock
- * and NAME.group and sandboxes itself when sandbox is true; this call returns once it
- * listens (BROKER_READY_TIMEOUT_MS at most). Returns 0 and the broker's pid, or -errno
- * with a sentence in why. */
-int broker_spawn(const char *dir, const char *name, uint64_t size, unsigned int vectors,
-                 bool sandbox, pid_t *broker_pid, char *why, size_t why_len);
+/* Starts a broker for the group spec describes (its name, size, vectors, hugepage size) in
+ * dir, which must have no live broker: call with NAME.lock held (connect.h does), after
+ * removing a stale NAME.sock. The broker creates NAME.sock and NAME.group and sandboxes
+ * itself when spec->sandbox is true; this call returns once it listens
+ * (BROKER_READY_TIMEOUT_MS at most). Returns 0 and the broker's pid, or -errno with a
+ * sentence in why. */
+int broker_spawn(const char *dir, const struct shm_spec *spec, pid_t *broker_pid, char *why,
+                 size_t why_len);

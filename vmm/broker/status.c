@@ -76,6 +76,8 @@ int broker_status_read(const char *path, struct broker_status *status)
                    v <= SHM_MAX_VECTORS) {
             status->vectors = (unsigned int)v;
             have_vectors = true;
+        } else if (sscanf(line, "hugepages=%llu%n", &v, &end) == 1 && !line[end]) {
+            status->hugepage_size = v;
         } else if (sscanf(line, "broker_pid=%d%n", &pid, &end) == 1 && !line[end]) {
             status->broker_pid = pid;
             have_pid = true;
@@ -149,9 +151,10 @@ int broker_status_write(const char *path, const char *tmp_path, const struct bro
             len = sizeof(text) - 1;                                                                \
     } while (0)
     STATUS_ADD("# minivmm shared-memory group, rewritten by its broker on every change\n");
-    STATUS_ADD("name=%s\nsize=%" PRIu64 "\nvectors=%u\nbroker_pid=%d\nbroker_uid=%u\nrefused=%u\n",
-               status->name, status->size, status->vectors, (int)status->broker_pid,
-               (unsigned int)status->broker_uid, status->refused);
+    STATUS_ADD("name=%s\nsize=%" PRIu64 "\nvectors=%u\nhugepages=%" PRIu64
+               "\nbroker_pid=%d\nbroker_uid=%u\nrefused=%u\n",
+               status->name, status->size, status->vectors, status->hugepage_size,
+               (int)status->broker_pid, (unsigned int)status->broker_uid, status->refused);
     for (unsigned int i = 0; i < status->peer_count && i < SHM_MAX_PEERS; i++) {
         const struct broker_peer_info *p = &status->peers[i];
         STATUS_ADD("peer=%u pid=%d uid=%u\n", p->id, (int)p->pid, (unsigned int)p->uid);
@@ -245,8 +248,14 @@ int broker_status_list(FILE *out)
             continue;
         }
         format_size(st->size, size_text, sizeof(size_text));
-        fprintf(out, "%s size=%s vectors=%u broker_pid=%d%s peers=%u [", st->name, size_text,
-                st->vectors, (int)st->broker_pid,
+        char huge_text[48] = "";
+        if (st->hugepage_size) {
+            char page[32];
+            format_size(st->hugepage_size, page, sizeof(page));
+            snprintf(huge_text, sizeof(huge_text), " hugepages=%s", page);
+        }
+        fprintf(out, "%s size=%s vectors=%u%s broker_pid=%d%s peers=%u [", st->name, size_text,
+                st->vectors, huge_text, (int)st->broker_pid,
                 broker_alive(st->broker_pid) ? "" : " STALE (broker not running)", st->peer_count);
         for (unsigned int p = 0; p < st->peer_count; p++)
             fprintf(out, "%s%u:pid=%d", p ? " " : "", st->peers[p].id, (int)st->peers[p].pid);

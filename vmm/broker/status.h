@@ -25,6 +25,7 @@ struct broker_status {
     char name[SHM_NAME_MAX + 1];
     uint64_t size;
     unsigned int vectors;
+    uint64_t hugepage_size; /* 0: ordinary pages (also when the file has no hugepages=) */
     pid_t broker_pid;
     uid_t broker_uid;
     unsigned int refused;
@@ -44,7 +45,7 @@ int broker_status_write(const char *path, const char *tmp_path, const struct bro
 bool broker_alive(pid_t pid);
 
 /* For --shm-list: one line per group in the runtime folder, sorted by name:
- *   NAME size=4M vectors=2 broker_pid=PID peers=2 [0:pid=PID 1:pid=PID]
+ *   NAME size=4M vectors=2 [hugepages=2M ]broker_pid=PID peers=2 [0:pid=PID 1:pid=PID]
  * with " STALE (broker not running)" after broker_pid when its broker is dead (a status
  * file it could not remove; the next joiner cleans it up). Returns the number of groups
  * listed or -errno (the reason already logged). */
