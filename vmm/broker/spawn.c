@@ -195,12 +195,15 @@ int broker_spawn(const char *dir, const struct shm_spec *spec, pid_t *broker_pid
     while (waitpid(child, &status, 0) < 0 && errno == EINTR)
         ;
     char text[512];
-    ret = ready_read(ready[0], text, sizeof(text), BROKER_READY_TIMEOUT_MS);
+    int timeout_ms = BROKER_READY_TIMEOUT_MS;
+    if (spec->hugepage_size)
+        timeout_ms += (int)((spec->size >> 30) + 1) * BROKER_READY_MS_PER_GIB;
+    ret = ready_read(ready[0], text, sizeof(text), timeout_ms);
     close(ready[0]);
     int pid = 0, code = 0, end = 0;
     if (ret == -ETIMEDOUT) {
         reason_set(why, why_len, "the broker for group '%s' was not ready within %d ms", name,
-                   BROKER_READY_TIMEOUT_MS);
+                   timeout_ms);
         return ret;
     }
     if (ret < 0) {
