@@ -16,18 +16,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "vmm/boot_msrs.h"
 #include "vmm/cpuid.h"
-#include "vmm/exit_dispatch.h"
 #include "vmm/layout.h"
 #include "vmm/long_mode.h"
 #include "vmm/mptable.h"
 
 #define KVM_DEVICE        "/dev/kvm"
 #define CPUID_MAX_ENTRIES 256
-/* Sent to a vCPU thread to pull it out of KVM_RUN when the VM stops. A real-time signal:
- * SIGUSR1 is the user's, to ask for --stats while the VM runs. */
-#define VCPU_KICK_SIGNAL SIGRTMIN
 
 static const unsigned int required_caps[] = {KVM_CAP_IRQCHIP, KVM_CAP_PIT2, KVM_CAP_USER_MEMORY,
                                              KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_SET_TSS_ADDR};
@@ -316,77 +311,6 @@ int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count)
     return 0;
 }
 
-static int vcpu_set_cpuid(struct vm *vm, struct vcpu *vcpu, const struct kvm_cpuid2 *supported)
-{
-    size_t size = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
-    struct kvm_cpuid2 *cpuid = malloc(size);
-    if (!cpuid) {
-        log_error("allocating CPUID for vCPU %u: out of memory", vcpu->index);
-        return -ENOMEM;
-    }
-    memcpy(cpuid, supported, size);
-    cpuid_customize(cpuid, vcpu->index, vm->cpu_count);
-    int ret = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid);
-    free(cpuid);
-    if (ret < 0) {
-        int err = errno;
-        log_error("KVM_SET_CPUID2 vCPU %u: %s", vcpu->index, strerror(err));
-        return -err;
-    }
-    return 0;
-}
-
-/* Every vCPU, not only the first: INIT and SIPI leave MSRs as they were, and Linux
- * complains when the CPUs' MTRR settings differ. */
-static int vcpu_set_boot_msrs(struct vcpu *vcpu)
-{
-    struct boot_msrs msrs;
-    boot_msrs_fill(&msrs);
-    int set = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
-    if (set < 0) {
-        int err = errno;
-        log_error("KVM_SET_MSRS vCPU %u: %s", vcpu->index, strerror(err));
-        return -err;
-    }
-    if (set != BOOT_MSR_COUNT) { /* KVM stops at the first MSR it refuses */
-        log_error("KVM_SET_MSRS vCPU %u: KVM refused MSR 0x%x = 0x%llx", vcpu->index,
-                  msrs.entries[set].index, (unsigned long long)msrs.entries[set].data);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int vcpu_enter_kernel(struct vm *vm, struct vcpu *vcpu)
-{
-    struct kvm_sregs sregs;
-    if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0) {
-        int err = errno;
-        log_error("KVM_GET_SREGS vCPU %u: %s", vcpu->index, strerror(err));
-        return -err;
-    }
-    long_mode_set_sregs(&sregs);
-    if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0) {
-        int err = errno;
-        log_error("KVM_SET_SREGS vCPU %u: %s", vcpu->index, strerror(err));
-        return -err;
-    }
-    struct kvm_regs regs;
-    long_mode_set_regs(&regs, vm->boot.entry, vm->boot.zero_page);
-    if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0) {
-        int err = errno;
-        log_error("KVM_SET_REGS vCPU %u: %s", vcpu->index, strerror(err));
-        return -err;
-    }
-    /* The FPU's reset state has exceptions masked the way the kernel expects. */
-    struct kvm_fpu fpu = {.fcw = 0x37F, .mxcsr = 0x1F80};
-    if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0) {
-        int err = errno;
-        log_error("KVM_SET_FPU vCPU %u: %s", vcpu->index, strerror(err));
-        return -err;
-    }
-    return 0;
-}
-
 static int vm_create_vcpus(struct vm *vm)
 {
     int run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
@@ -411,32 +335,8 @@ static int vm_create_vcpus(struct vm *vm)
     if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
         cpuid_enable_tsc_deadline(supported);
 
-    for (unsigned int i = 0; i < vm->cpu_count && !ret; i++) {
-        struct vcpu *vcpu = &vm->vcpus[i];
-        vcpu->vm = vm;
-        vcpu->index = i;
-        vcpu_stats_init(&vcpu->stats, log_is_verbose());
-        vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
-        if (vcpu->fd < 0) {
-            ret = -errno;
-            log_error("KVM_CREATE_VCPU %u: %s", i, strerror(-ret));
-            break;
-        }
-        void *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
-        if (run == MAP_FAILED) {
-            ret = -errno;
-            log_error("mmap kvm_run of vCPU %u: %s", i, strerror(-ret));
-            break;
-        }
-        vcpu->run = run;
-        vcpu->run_size = (size_t)run_size;
-        ret = vcpu_set_cpuid(vm, vcpu, supported);
-        if (!ret)
-            ret = vcpu_set_boot_msrs(vcpu);
-        /* The other vCPUs wait, in KVM, for the INIT/SIPI that Linux sends them. */
-        if (!ret && i == 0)
-            ret = vcpu_enter_kernel(vm, vcpu);
-    }
+    for (unsigned int i = 0; i < vm->cpu_count && !ret; i++)
+        ret = vcpu_create(&vm->vcpus[i], vm, i, (size_t)run_size, supported);
 out:
     free(supported);
     return ret;
@@ -509,83 +409,11 @@ void vm_report_stats(struct vm *vm, enum kvm_stats_event event)
     kvm_stats_report(stderr, &vm->stats, &userspace, event);
 }
 
-/* One line with the registers that say where and how a guest died (a triple fault leaves
- * nothing else): without it a crash report is only "the guest crashed". */
-static void vcpu_log_crash_state(const struct vcpu *vcpu)
-{
-    struct kvm_regs regs;
-    struct kvm_sregs sregs;
-    if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0) {
-        log_error("KVM_GET_REGS vCPU %u: %s", vcpu->index, strerror(errno));
-        return;
-    }
-    if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0) {
-        log_error("KVM_GET_SREGS vCPU %u: %s", vcpu->index, strerror(errno));
-        return;
-    }
-    log_error("vCPU %u at the crash: rip %#llx rsp %#llx rflags %#llx cs %#x cr0 %#llx cr2 %#llx "
-              "cr3 %#llx cr4 %#llx efer %#llx idt %#llx/%#x",
-              vcpu->index, regs.rip, regs.rsp, regs.rflags, sregs.cs.selector, sregs.cr0, sregs.cr2,
-              sregs.cr3, sregs.cr4, sregs.efer, sregs.idt.base, sregs.idt.limit);
-}
-
-static void vcpu_kick_handler(int sig)
-{
-    (void)sig; /* its only job is to interrupt KVM_RUN with EINTR */
-}
-
-static void *vcpu_thread(void *arg)
-{
-    struct vcpu *vcpu = arg;
-    struct vm *vm = vcpu->vm;
-    char name[16];
-    snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
-    pthread_setname_np(pthread_self(), name);
-
-    sigset_t kick;
-    sigemptyset(&kick);
-    sigaddset(&kick, VCPU_KICK_SIGNAL);
-    pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
-    if (vm_enter_sandbox(vm, SANDBOX_VCPU))
-        return NULL;
-
-    while (!atomic_load(&vm->stopping)) {
-        if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            char why[96];
-            snprintf(why, sizeof(why), "KVM_RUN vCPU %u: %s", vcpu->index, strerror(errno));
-            log_error("%s", why);
-            vm_request_stop(vm, VM_STOP_HOST_ERROR, 0, why);
-            break;
-        }
-        uint32_t reason = vcpu->run->exit_reason;
-        struct exit_outcome outcome;
-        vcpu_stats_exit_begin(&vcpu->stats, vcpu->run);
-        exit_dispatch(vcpu->run, vcpu->run_size, &vm->pio, &vm->mmio, &outcome);
-        vcpu_stats_exit_end(&vcpu->stats, reason);
-        if (outcome.action == EXIT_ACTION_RESET) {
-            vm_request_stop(vm, VM_STOP_GUEST_RESET, 0, outcome.reason);
-        } else if (outcome.action == EXIT_ACTION_CRASH) {
-            char why[192];
-            snprintf(why, sizeof(why), "vCPU %u: %s", vcpu->index, outcome.reason);
-            log_error("%s", why);
-            vcpu_log_crash_state(vcpu);
-            vm_request_stop(vm, VM_STOP_GUEST_CRASH, 0, why);
-        }
-    }
-    return NULL;
-}
-
 int vm_run(struct vm *vm, int signal_fd)
 {
-    struct sigaction kick = {.sa_handler = vcpu_kick_handler};
-    sigemptyset(&kick.sa_mask);
-    if (sigaction(VCPU_KICK_SIGNAL, &kick, NULL) < 0) {
-        int err = errno;
-        log_error("sigaction(SIGRTMIN, the vCPU kick): %s", strerror(err));
-        return -err;
-    }
+    int ret = vcpu_install_kick_handler();
+    if (ret)
+        return ret;
     /* vCPU threads start with the kick signal blocked and unblock it themselves, so it
      * can only arrive where it is expected. */
     sigset_t block, saved;
@@ -663,13 +491,8 @@ void vm_destroy(struct vm *vm)
     if (vm->stats_ready)
         kvm_stats_destroy(&vm->stats);
     vm->stats_ready = false;
-    for (unsigned int i = 0; i < vm->cpu_count; i++) {
-        struct vcpu *vcpu = &vm->vcpus[i];
-        if (vcpu->run)
-            munmap(vcpu->run, vcpu->run_size);
-        if (vcpu->fd >= 0)
-            close(vcpu->fd);
-    }
+    for (unsigned int i = 0; i < vm->cpu_count; i++)
+        vcpu_destroy(&vm->vcpus[i]);
     for (unsigned int i = 0; i < vm->shm_count; i++)
         shm_device_destroy(&vm->shm[i]);
     vm_remove_devices(vm);

@@ -22,7 +22,7 @@
 #include "vmm/kvm_stats_report.h"
 #include "vmm/sandbox.h"
 #include "vmm/shm_device.h"
-#include "vmm/vcpu_stats.h"
+#include "vmm/vcpu.h"
 
 /* What one VM holds at most; the command line's limits (cli.h) stay within these. */
 #define VM_MAX_CPUS 64
@@ -37,17 +37,6 @@ enum vm_stop_cause {
     VM_STOP_GUEST_CRASH,  /* triple fault, KVM internal or emulation error, failed entry */
     VM_STOP_SIGNAL,       /* stop_status is the signal (SIGINT also for Ctrl-A x) */
     VM_STOP_HOST_ERROR,   /* a KVM ioctl or system call failed while the VM ran */
-};
-
-struct vcpu {
-    struct vm *vm;
-    unsigned int index;
-    int fd;
-    struct kvm_run *run;
-    size_t run_size;
-    pthread_t thread;
-    bool thread_started;
-    struct vcpu_stats stats; /* exits that reached the VMM */
 };
 
 struct vm {

@@ -74,8 +74,12 @@ cc "${extra[@]}" -static-libgcc -o "$scratch/hello-static" "$scratch/hello.c" \
     $(pkg-config --cflags libivc) "$(pkg-config --variable=libdir libivc)/libivc.a" \
     $(pkg-config --libs-only-other --static libivc) -lpthread 2>"$scratch/cc.log" ||
     die "cc against libivc.a failed: $(cat "$scratch/cc.log")"
-ldd "$scratch/hello-shared" | grep -q "$prefix" && pass "the program uses the installed libivc.so" ||
-    fail "the program does not load libivc.so from $prefix"
+loads=$(ldd "$scratch/hello-shared" 2>&1)
+if grep -q "libivc.so.* => $prefix/" <<<"$loads"; then
+    pass "the program uses the installed libivc.so"
+else
+    fail "the program does not load libivc.so from $prefix: $(grep -i ivc <<<"$loads")"
+fi
 
 export XDG_RUNTIME_DIR=$scratch/run
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
