@@ -24,8 +24,7 @@
  *                 time (the device has one PEER register: the library switches it between
  *                 its channels, costing one VM exit per switch); ivc_open discards what
  *                 the peer sent before it (a peer must open before it sends); every access
- *                 is a VM exit (4 bytes per exit sending, up to 1 KiB receiving; about 10
- *                 us native, 60-250 us in the emulated KVM host); where
+ *                 is a VM exit (4 bytes per exit sending, up to 1 KiB receiving); where
  *                 user-mode in/out fault although ioperm() succeeded, ivc_ctx_open says
  *                 -EOPNOTSUPP. ivc_ctx_opts.port_io replaces the instructions (the unit
  *                 tests drive the device model in-process with it).
