@@ -22,6 +22,10 @@
  * (devices/portio_channel.h). Other values a client sends are ignored. */
 #define IVPROTO_PORTIO_REQUEST 0x4D56504F52543031ll /* "MVPORT01" */
 #define IVPROTO_PORTIO_ID      (-2)
+/* Every minivmm client (a VMM, a host libivc peer) sends IVPROTO_HELLO first, with no fd,
+ * and expects no answer: a client that never does is a QEMU device, whose peer table
+ * cannot take back an ID it saw leave (docs/broker.md, "Peer IDs"). */
+#define IVPROTO_HELLO 0x4D5648454C4C4F31ll /* "MVHELLO1" */
 
 /* Sends one message: value, and fd as SCM_RIGHTS unless fd is -1. Retries on EINTR,
  * finishes partial writes, never raises SIGPIPE. Returns 0 or -errno (e.g. -EPIPE when

@@ -331,7 +331,12 @@ static int memory_map(struct shm_group *g, char *why, size_t why_len)
 /* What joining does once g->sock is connected to the broker. */
 static int join_on_socket(struct shm_group *g, char *why, size_t why_len)
 {
-    int ret;
+    int ret = ivproto_send(g->sock, IVPROTO_HELLO, -1);
+    if (ret < 0) {
+        reason_set(why, why_len, "greeting the broker of group '%s': %s", g->spec.name,
+                   strerror(-ret));
+        return ret;
+    }
     if (g->spec.portio) {
         /* Sent before the burst is read; the broker answers after it (ivshmem_protocol.h). */
         ret = ivproto_send(g->sock, IVPROTO_PORTIO_REQUEST, -1);

@@ -26,6 +26,7 @@
 #include "vmm/broker/runtime.h"
 #include "vmm/broker/server.h"
 #include "vmm/broker/status.h"
+#include "vmm/ivshmem_protocol.h"
 #include "vmm/size.h"
 
 #define NAME  "grp"
@@ -233,14 +234,24 @@ static void test_eventfds_connect_peers(void **state)
     }
 }
 
+/* A minivmm client: it greets the broker before reading its burst. */
+static struct ivclient *minivmm_client_join(struct fixture *f, int slot, unsigned int vectors)
+{
+    struct ivclient *c = ivclient_connect(f->sock, vectors);
+    assert_int_equal(ivproto_send(c->sock, IVPROTO_HELLO, -1), 0);
+    ivclient_burst(c);
+    f->clients[slot] = c;
+    return c;
+}
+
 static void test_leave_is_announced_and_id_reused(void **state)
 {
     struct fixture *f = *state;
     broker_start(f, 1, 5000);
-    struct ivclient *a = client_join(f, 0, 1);
-    client_join(f, 1, 1);
+    struct ivclient *a = minivmm_client_join(f, 0, 1);
+    minivmm_client_join(f, 1, 1);
     ivclient_expect_join(a, 1);
-    struct ivclient *c = client_join(f, 2, 1);
+    struct ivclient *c = minivmm_client_join(f, 2, 1);
     assert_int_equal(c->id, 2);
     ivclient_expect_join(a, 2);
     ivclient_expect_join(f->clients[1], 2);
@@ -250,8 +261,9 @@ static void test_leave_is_announced_and_id_reused(void **state)
     assert_int_equal(ivclient_expect(a, 1, false), -1);
     assert_int_equal(ivclient_expect(c, 1, false), -1);
 
-    /* The next joiner gets the lowest free ID, 1, and hears of 0 and 2 in ID order. */
-    struct ivclient *d = client_join(f, 3, 1);
+    /* With only minivmm clients, the next joiner gets the lowest free ID, 1, and hears of
+     * 0 and 2 in ID order. */
+    struct ivclient *d = minivmm_client_join(f, 3, 1);
     assert_int_equal(d->id, 1);
     const int64_t values[] = {0, 1, -1, 0, 2, 1};
     assert_int_equal(d->seen, 6);
@@ -263,6 +275,35 @@ static void test_leave_is_announced_and_id_reused(void **state)
     eventfd_ring(a->peer[1][0], 1);
     assert_int_equal(eventfd_take(d->own[0]), 1);
     ivclient_expect_quiet(a, 50);
+}
+
+/* QEMU's device cannot take back an ID it saw leave: while one that saw it is connected,
+ * joiners get other IDs; once none is, the ID is given again. */
+static void test_id_left_before_qemu_is_not_reused(void **state)
+{
+    struct fixture *f = *state;
+    broker_start(f, 1, 5000);
+    struct ivclient *qemu_a = client_join(f, 0, 1);
+    minivmm_client_join(f, 1, 1);
+    ivclient_expect_join(qemu_a, 1);
+    struct ivclient *qemu_c = client_join(f, 2, 1);
+    ivclient_expect_join(qemu_a, 2);
+
+    client_drop(f, 1);
+    assert_int_equal(ivclient_expect(qemu_a, 1, false), -1);
+    assert_int_equal(ivclient_expect(qemu_c, 1, false), -1);
+    struct ivclient *d = client_join(f, 3, 1);
+    assert_int_equal(d->id, 3); /* not 1: both QEMU devices saw 1 leave */
+    ivclient_expect_join(qemu_a, 3);
+    ivclient_expect_join(qemu_c, 3);
+
+    /* d (a QEMU device too) saw 0 and 2 leave, but joined after 1 left. */
+    client_drop(f, 0);
+    client_drop(f, 2);
+    assert_int_equal(ivclient_expect(d, 0, false), -1);
+    assert_int_equal(ivclient_expect(d, 2, false), -1);
+    struct ivclient *e = minivmm_client_join(f, 4, 1);
+    assert_int_equal(e->id, 1);
 }
 
 static void test_sixty_four_vectors(void **state)
@@ -708,6 +749,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_eventfds_connect_peers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leave_is_announced_and_id_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_left_before_qemu_is_not_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sixty_four_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_only_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_file, setup, teardown),

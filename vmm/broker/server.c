@@ -41,6 +41,8 @@ struct broker_client {
     uid_t uid;
     bool dead;          /* a send failed or it hung up: dropped by broker_reap() */
     bool has_portio;    /* marked present in the port I/O channel */
+    bool said_hello;    /* a minivmm client (IVPROTO_HELLO), not a QEMU device */
+    uint64_t joined_at; /* broker->events when it joined */
     uint8_t request[8]; /* a message the client is sending us, little endian */
     unsigned int request_len;
     int efds[SHM_MAX_VECTORS];
@@ -57,6 +59,8 @@ struct broker {
     uint64_t hugepage_size; /* 0: ordinary pages */
     const struct broker_options *opts;
     struct broker_client *clients[SHM_MAX_PEERS]; /* indexed by peer ID */
+    uint64_t events;                              /* joins and departures so far */
+    uint64_t left_at[SHM_MAX_PEERS]; /* events when the ID's last holder left; 0: never */
     unsigned int client_count;
     unsigned int refused;
     bool ever_connected;
@@ -152,6 +156,7 @@ static void broker_reap(struct broker *b)
             client_free(c);
             b->clients[id] = NULL;
             b->client_count--;
+            b->left_at[id] = ++b->events;
             broker_write_status(b); /* current before anyone hears of the change */
             for (unsigned int other = 0; other < SHM_MAX_PEERS; other++)
                 if (b->clients[other])
@@ -159,6 +164,35 @@ static void broker_reap(struct broker *b)
             again = true;
         }
     }
+}
+
+/* Whether a connected QEMU device saw id's last holder leave. QEMU (7.2 at least) frees a
+ * peer's eventfd array when the peer leaves and writes to it again when the same ID joins,
+ * so that ID must not come back while such a device is connected. */
+static bool broker_id_left_before_qemu(const struct broker *b, unsigned int id)
+{
+    for (unsigned int other = 0; other < SHM_MAX_PEERS; other++) {
+        const struct broker_client *c = b->clients[other];
+        if (c && !c->said_hello && c->joined_at < b->left_at[id])
+            return true;
+    }
+    return false;
+}
+
+/* The lowest free ID that no connected QEMU device saw leave; when every free ID is one,
+ * the lowest free. SHM_MAX_PEERS when none is free. */
+static unsigned int broker_pick_id(const struct broker *b)
+{
+    unsigned int fallback = SHM_MAX_PEERS;
+    for (unsigned int id = 0; id < SHM_MAX_PEERS; id++) {
+        if (b->clients[id])
+            continue;
+        if (!broker_id_left_before_qemu(b, id))
+            return id;
+        if (fallback == SHM_MAX_PEERS)
+            fallback = id;
+    }
+    return fallback;
 }
 
 static void broker_refuse(struct broker *b, int sock, const char *reason, pid_t pid, uid_t uid)
@@ -189,9 +223,7 @@ static void broker_accept(struct broker *b)
         broker_refuse(b, sock, "not the broker's uid", cred.pid, cred.uid);
         return;
     }
-    unsigned int id = 0;
-    while (id < SHM_MAX_PEERS && b->clients[id])
-        id++;
+    unsigned int id = broker_pick_id(b);
     if (id == SHM_MAX_PEERS) {
         char reason[64];
         snprintf(reason, sizeof(reason), "the group already has %d peers", SHM_MAX_PEERS);
@@ -217,6 +249,8 @@ static void broker_accept(struct broker *b)
     c->uid = cred.uid;
     c->dead = false;
     c->has_portio = false;
+    c->said_hello = false;
+    c->joined_at = ++b->events;
     c->request_len = 0;
     for (unsigned int v = 0; v < SHM_MAX_VECTORS; v++)
         c->efds[v] = -1;
@@ -305,6 +339,10 @@ static int broker_portio_create(struct broker *b)
 static void broker_client_request(struct broker *b, unsigned int id, int64_t value)
 {
     struct broker_client *c = b->clients[id];
+    if (value == IVPROTO_HELLO) {
+        c->said_hello = true;
+        return;
+    }
     if (value != IVPROTO_PORTIO_REQUEST || c->has_portio) {
         broker_log(b, LOG_DEBUG, "peer %u sent %" PRId64 "; ignored", id, value);
         return;
