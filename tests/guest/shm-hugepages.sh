@@ -100,7 +100,7 @@ for backing in 4K 2M; do
     for vm in a b; do
         wait_vm "${pids[$vm]}" 600
         expect_status 0 $? "$group: VM $vm (two transfers)"
-        if [ "$(grep -c "shm-ring: OK 8388608 bytes" "$logs/$group-$vm")" -eq 2 ]; then
+        if [ "$(grep -c "shm-ring: OK 16777216 bytes" "$logs/$group-$vm")" -eq 2 ]; then
             pass "$group: VM $vm moved and verified 8 MiB each way, twice"
         else
             fail "$group: VM $vm: not two verified transfers"
