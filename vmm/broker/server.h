@@ -40,9 +40,10 @@ struct broker_options {
 /* The broker loop. listen_fd: a listening UNIX stream socket (the broker owns it and closes
  * it); state_dir holds NAME.group and NAME.lock, and NAME.sock is unlinked from it on exit.
  * Creates the sealed memfd of size bytes (hugetlb-backed with opts->hugepage_size), gives each
- * client the lowest free ID below SHM_MAX_PEERS and vectors eventfds, and speaks the protocol
- * exactly as QEMU's server. Returns 0 when its last client has left (or none came in time, or
- * stop_fd fired), having removed its files, or -errno if it could not start. */
+ * client an ID below SHM_MAX_PEERS (the lowest free one that no connected QEMU device saw
+ * leave, docs/broker.md) and vectors eventfds, and speaks the protocol as QEMU's server. Returns 0
+ * when its last client has left (or none came in time, or stop_fd fired), having removed its files,
+ * or -errno if it could not start. */
 int broker_run(int listen_fd, const char *state_dir, const char *name, uint64_t size,
                unsigned int vectors);
 /* broker_run() with options; broker_run() uses BROKER_FIRST_CLIENT_TIMEOUT_MS, no pipe. */
