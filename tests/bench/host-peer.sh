@@ -4,9 +4,12 @@
 # (minivmm-ivc bench, the same protocol), with the same sizes and counts. Each channel runs
 # as its own pair of programs (polled, then with doorbells). Every transfer is verified by
 # its receiver. Prints one table, guest-guest next to guest-host, and writes the rows to
-# $MINIVMM_BUILD_DIR/bench/host-peer.csv. HOST_PEER_SIZES (default "4K 2M 64M") and
+# $MINIVMM_BUILD_DIR/bench/host-peer.csv. Next to the times (the emulator's, in the
+# emulated host) it prints what each run cost the VM that took part in both pairs, counted
+# by KVM (debugfs) and by minivmm (--stats) between two marks around ivc-bench. HOST_PEER_SIZES (default "4K 2M 64M") and
 # HOST_PEER_COUNT (default 1000) override.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/test-lib.sh"
+. "$MINIVMM_SOURCE_DIR/tests/lib/exit-count.sh"
 require_guest_image
 run_self_with_kvm 1800 "$@"
 : "${MINIVMM_IVC:=$MINIVMM_BUILD_DIR/host-apps/minivmm-ivc}"
@@ -23,9 +26,20 @@ mkdir -p "$out_dir"
 csv=$out_dir/host-peer.csv
 echo "host-peer benchmark: sizes ${sizes[*]}, $count round trips${MINIVMM_IN_KVM_HOST:+, in the emulated KVM host : times are those of an emulator}"
 
+initrd=$(initrd_with_folder "$MINIVMM_SOURCE_DIR/tests/bench/host-peer")
 guest_vm() { # group log channel
-    "$MINIVMM" --shm="$1,size=128M" --append "quiet minivmm.run=$(words ivc-bench --channel "$3" "${options[@]}")" \
+    "$MINIVMM" --stats --shm="$1,size=128M" --initrd "$initrd" \
+        --append "quiet minivmm.run=$(words sh /host-peer/run.sh --channel "$3" "${options[@]}")" \
         >"$logs/$2" 2>&1 </dev/null &
+}
+declare -A counts
+# The counts of VM pid (its console in log) at its marks, as counts[name.start|end].
+count_run() { # name log pid
+    local mark
+    for mark in start end; do
+        wait_for_text "$2" "host-peer: mark $mark" 900 "$3" || { fail "$1: no mark $mark"; return; }
+        counts[$1.$mark]="$(kvm_debugfs_counts "$3") $(minivmm_stats_counts "$3" "$2")"
+    done
 }
 for channel in poll irq; do
     guest_vm "gg-$channel" "gg-$channel-a" "shm-$channel"
@@ -33,6 +47,7 @@ for channel in poll irq; do
     wait_for_userspace "$logs/gg-$channel-a" "$a" || die "gg-$channel-a never reached userspace"
     guest_vm "gg-$channel" "gg-$channel-b" "shm-$channel"
     b=$!
+    count_run "gg-$channel" "$logs/gg-$channel-a" "$a"
     wait_vm "$a" 900
     expect_status 0 $? "guest-guest shm-$channel, first VM"
     wait_vm "$b" 900
@@ -42,7 +57,10 @@ for channel in poll irq; do
     g=$!
     wait_for_userspace "$logs/gh-$channel-guest" "$g" || die "gh-$channel-guest never reached userspace"
     timeout 900 "$MINIVMM_IVC" bench "gh-$channel" any --channel "host-$channel" "${options[@]}" \
-        >"$logs/gh-$channel-host" 2>&1
+        >"$logs/gh-$channel-host" 2>&1 &
+    host=$!
+    count_run "gh-$channel" "$logs/gh-$channel-guest" "$g"
+    wait "$host"
     expect_status 0 $? "guest-host host-$channel, the host"
     wait_vm "$g" 900
     expect_status 0 $? "guest-host shm-$channel, the VM"
@@ -75,6 +93,18 @@ printf '\n| channel | 64-byte round trip p50, guest-guest (us) | guest-host, mea
 for channel in poll irq; do
     printf '| %s | %s | %s | %s |\n' "$channel" "$(value guest-guest $channel 64 rtt_p50_us)" \
         "$(value guest-host $channel 64 rtt_p50_us)" "$(value host-guest $channel 64 rtt_p50_us)"
+done
+printf '\nWhat one ivc-bench run (all sizes, round trips and streams above) cost the first VM\n'
+printf '| channel | pair | exits | exits to userspace | emulated instructions | halts | injections |\n|---|---|---|---|---|---|---|\n'
+for channel in poll irq; do
+    for pair in gg gh; do
+        run=$pair-$channel
+        delta() { count_delta "${counts[$run.start]}" "${counts[$run.end]}" "$1"; }
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$channel" \
+            "$([ $pair = gg ] && echo guest-guest || echo guest-host)" "$(delta exits)" \
+            "$(($(delta userspace_io_exits) + $(delta userspace_mmio_exits)))" \
+            "$(delta insn_emulation)" "$(delta halt_exits)" "$(delta irq_injections)"
+    done
 done
 echo
 echo "rows: $csv"
