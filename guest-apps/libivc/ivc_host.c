@@ -168,16 +168,20 @@ static int host_join(struct host_ctx *h, const char *name, bool irq, char *why, 
     err = broker_runtime_dir(dir, sizeof(dir), why, why_len);
     if (err)
         return err;
-    status = malloc(sizeof(*status));
+    status = calloc(1, sizeof(*status));
     if (!status)
         return -ENOMEM;
     int sock = broker_attach(dir, name, status, why, why_len);
+    if (sock < 0) {
+        free(status);
+        return sock;
+    }
+    /* The group's own shape, so that joining checks the memfd against what it is. */
     snprintf(spec.name, sizeof(spec.name), "%s", name);
     spec.size = status->size;
     spec.vectors = status->vectors;
+    spec.hugepage_size = status->hugepage_size;
     free(status);
-    if (sock < 0)
-        return sock;
     if (irq && spec.vectors <= IVC_SHM_VECTOR) {
         close(sock);
         return reason_fail(-EOPNOTSUPP, why, why_len,
