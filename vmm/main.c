@@ -137,21 +137,20 @@ static int exit_code_of_stop(const struct vm *vm)
     return EXIT_HOST_ERROR;
 }
 
-/* Each set-up step has logged why it failed; this picks the exit status for its -errno. */
-static int exit_code_of_setup(int err)
+/* The set-up steps of run_vm(), each of which logs why it failed and returns -errno. */
+enum setup_step { SETUP_CREATE, SETUP_SHM, SETUP_LOAD, SETUP_STATS };
+
+/* The exit status for a failed step: only the errno that step documents for a cause of its
+ * own gets that cause's code (vm.h); anything else is a host error. */
+static int exit_code_of_setup(enum setup_step step, int err)
 {
-    switch (-err) {
-    case ENODEV: /* vm_create(): no usable KVM */
+    if (step == SETUP_CREATE && err == -ENODEV)
         return EXIT_UNAVAILABLE;
-    case ENOEXEC: /* vm_load(): the image does not load */
-        return EXIT_BAD_IMAGE;
-    case EUSERS: /* vm_add_shm(): a group is full */
+    if (step == SETUP_SHM && err == -EUSERS)
         return EXIT_GROUP_FULL;
-    case E2BIG: /* vm_add_shm(): more groups than a VM holds */
-        return EXIT_USAGE;
-    default:
-        return EXIT_HOST_ERROR;
-    }
+    if (step == SETUP_LOAD && err == -ENOEXEC)
+        return EXIT_BAD_IMAGE;
+    return EXIT_HOST_ERROR;
 }
 
 static int run_vm(const struct vm_config *config, const struct kernel_image *image,
@@ -173,18 +172,23 @@ static int run_vm(const struct vm_config *config, const struct kernel_image *ima
     if (err) {
         free(vm);
         close(signal_fd);
-        return exit_code_of_setup(err);
+        return exit_code_of_setup(SETUP_CREATE, err);
     }
     vm->sandbox = config->sandbox;
+    enum setup_step step = SETUP_SHM;
     err = vm_add_shm(vm, config->shm, config->shm_count);
-    if (!err)
+    if (!err) {
+        step = SETUP_LOAD;
         err = vm_load(vm, image, files->initrd.data, files->initrd.size, cmdline);
+    }
     /* The guest has its copy now: the files would only add to the VMM's resident size. */
     mapped_file_close(&files->initrd);
     mapped_file_close(&files->kernel);
-    if (!err && config->stats)
+    if (!err && config->stats) {
+        step = SETUP_STATS;
         err = vm_open_stats(vm);
-    int ret = exit_code_of_setup(err);
+    }
+    int ret = err ? exit_code_of_setup(step, err) : 0;
     if (!err) {
         struct console console;
         console_init(&console, vm, STDIN_FILENO);

@@ -314,10 +314,14 @@ int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count)
 static int vm_create_vcpus(struct vm *vm)
 {
     int run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-    if (run_size < (int)sizeof(struct kvm_run)) {
+    if (run_size < 0) {
         int err = errno;
-        log_error("KVM_GET_VCPU_MMAP_SIZE: %s", run_size < 0 ? strerror(err) : "too small");
+        log_error("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(err));
         return -err;
+    }
+    if (run_size < (int)sizeof(struct kvm_run)) {
+        log_error("KVM_GET_VCPU_MMAP_SIZE: %d bytes, less than struct kvm_run", run_size);
+        return -EINVAL;
     }
     struct kvm_cpuid2 *supported =
         calloc(1, sizeof(*supported) + CPUID_MAX_ENTRIES * sizeof(supported->entries[0]));

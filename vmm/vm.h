@@ -83,7 +83,7 @@ struct vm {
 int vm_create(struct vm *vm, uint64_t mem_size, unsigned int cpus, int console_out);
 
 /* Joins each --shm group (at most VM_MAX_SHM) and plugs its ivshmem device into the PCI
- * bus. -EUSERS: a group is full; -E2BIG: more groups than a VM holds. */
+ * bus. -EUSERS: a group is full. */
 int vm_add_shm(struct vm *vm, const struct shm_spec *specs, unsigned int count);
 
 /* Loads the kernel and initrd, writes the MP table and boot tables, creates the vCPUs
