@@ -251,7 +251,7 @@ static int run(const struct broker_args *args)
     const struct shm_spec *spec = &args->spec;
     bool by_hand = args->ready_fd < 0;
     char dir[PATH_MAX], sock_path[PATH_MAX], why[400];
-    int ret;
+    int ret, err = -ENAMETOOLONG; /* what the ready pipe says if a step below fails */
     if (args->runtime_dir) {
         snprintf(dir, sizeof(dir), "%s", args->runtime_dir);
     } else if (broker_runtime_dir(dir, sizeof(dir), why, sizeof(why)) < 0) {
@@ -275,6 +275,7 @@ static int run(const struct broker_args *args)
         }
         lock = broker_lock_take(lock_path, BROKER_LOCK_TIMEOUT_MS);
         if (lock < 0) {
+            err = lock;
             reason_set(why, sizeof(why), "flock %s: %s", lock_path,
                        lock == -ETIMEDOUT ? "held by another process for too long"
                                           : strerror(-lock));
@@ -293,11 +294,13 @@ static int run(const struct broker_args *args)
 
     int stop_fd = stop_signals_fd(by_hand);
     if (stop_fd < 0) {
+        err = stop_fd;
         reason_set(why, sizeof(why), "signalfd SIGINT|SIGTERM: %s", strerror(-stop_fd));
         goto fail_locked;
     }
     int listen_fd = broker_listen(sock_path, why, sizeof(why));
     if (listen_fd < 0) {
+        err = listen_fd;
         close(stop_fd);
         goto fail_locked;
     }
@@ -337,7 +340,7 @@ fail_locked:
 fail:
     log_error("%s", why);
     if (args->ready_fd >= 0)
-        dprintf(args->ready_fd, "error %d %s\n", EIO, why);
+        dprintf(args->ready_fd, "error %d %s\n", -err, why);
     return BROKER_EXIT_ERROR;
 }
 

@@ -385,6 +385,13 @@ static void broker_client_input(struct broker *b, unsigned int id, short revents
         c->dead = true;
 }
 
+/* Removes one of the group's files; one already gone is fine. */
+static void broker_unlink(const struct broker *b, const char *path)
+{
+    if (path[0] && unlink(path) < 0 && errno != ENOENT)
+        broker_log(b, LOG_WARNING, "unlink %s: %s", path, strerror(errno));
+}
+
 /* With no client left: under NAME.lock, and only if no joiner is waiting in the listen
  * backlog, remove the files. Returns 1 when done, 0 to keep serving. Stopped by a signal
  * (forced), the broker waits a little for the lock and removes the files whatever waits. */
@@ -402,10 +409,8 @@ static int broker_try_teardown(struct broker *b, bool forced)
             close(lock);
         return 0;
     }
-    if (unlink(b->sock_path) < 0 && errno != ENOENT)
-        broker_log(b, LOG_WARNING, "unlink %s: %s", b->sock_path, strerror(errno));
-    if (unlink(b->status_path) < 0 && errno != ENOENT)
-        broker_log(b, LOG_WARNING, "unlink %s: %s", b->status_path, strerror(errno));
+    broker_unlink(b, b->sock_path);
+    broker_unlink(b, b->status_path);
     if (lock >= 0) {
         /* Waiters on this lock notice it is gone (broker_lock_take) and start over. */
         if (unlink(b->lock_path) < 0 && errno != ENOENT)
@@ -583,6 +588,10 @@ int broker_run_opts(int listen_fd, const char *state_dir, const char *name, uint
     if (ret < 0) {
         broker_log(b, LOG_ERR, "%s", why);
         ready_report(b->opts->ready_fd, "error %d %s\n", -ret, why);
+        /* Nobody joined, and the group's lock is still held: take back the socket and a
+         * status file already written, so that no stale group is left listed. */
+        broker_unlink(b, b->sock_path);
+        broker_unlink(b, b->status_path);
         if (b->opts->lock_fd >= 0)
             close(b->opts->lock_fd);
         goto out;
@@ -626,7 +635,8 @@ int broker_run_opts(int listen_fd, const char *state_dir, const char *name, uint
             if (errno == EINTR)
                 continue;
             ret = -errno;
-            broker_log(b, LOG_ERR, "poll %u fds: %s", (unsigned int)count, strerror(errno));
+            broker_log(b, LOG_ERR, "poll %u fds: %s", (unsigned int)count, strerror(-ret));
+            broker_try_teardown(b, true);
             break;
         }
         if (clients_end < count && pfds[clients_end].revents) {
