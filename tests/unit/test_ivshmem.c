@@ -955,6 +955,7 @@ static void test_fuzz(void **state)
 struct broker {
     struct fixture *f;
     atomic_bool stop;
+    atomic_uint changes; /* peer adds and removes so far */
 };
 
 static void *broker_main(void *arg)
@@ -967,6 +968,7 @@ static void *broker_main(void *arg)
             add_peer(b->f, (uint32_t)(r >> 8) % 8, (unsigned)(r >> 16) % 4, NULL);
         else
             ivshmem_peer_remove(&b->f->dev, (uint32_t)(r >> 8) % 8);
+        atomic_fetch_add(&b->changes, 1);
     }
     return NULL;
 }
@@ -982,7 +984,9 @@ static void test_concurrent_broker(void **state)
     msix_enable(f, true);
     msix_program(f, 1, 0xFEE00000, 0x31, false);
     assert_int_equal(pthread_create(&t, NULL, broker_main, &b), 0);
-    for (int i = 0; i < 20000; i++) {
+    /* At least 20000 rounds, and on until the broker thread has really run alongside: on a
+     * loaded machine it may not be scheduled before the first 20000 are over. */
+    for (int i = 0; i < 20000 || (atomic_load(&b.changes) < 2000 && i < 20000000); i++) {
         ring(f, (uint32_t)i % 8, (uint32_t)i % 4);
         if (i % 50 == 0)
             pci_guest_write(&f->pio, SLOT, 0x04, 2, i % 100 ? PCI_COMMAND_MEMORY : 0);
