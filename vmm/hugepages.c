@@ -121,6 +121,17 @@ int memfd_page_size(int fd, uint64_t *page_size, char *why, size_t why_len)
     return 0;
 }
 
+void hugepage_option(uint64_t page_size, char separator, char *text, size_t len)
+{
+    if (!page_size) {
+        snprintf(text, len, "%s", "");
+        return;
+    }
+    char size_text[32];
+    format_size(page_size, size_text, sizeof(size_text));
+    snprintf(text, len, "%chugepages=%s", separator, size_text);
+}
+
 void hugepage_describe(uint64_t page_size, char *text, size_t len)
 {
     if (!page_size) {

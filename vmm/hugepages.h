@@ -51,3 +51,7 @@ int memfd_page_size(int fd, uint64_t *page_size, char *why, size_t why_len);
 
 /* "2M hugepages" or "4K pages", for messages about a group's backing. */
 void hugepage_describe(uint64_t page_size, char *text, size_t len);
+
+/* The option as --shm, minivmm-broker, --shm-list and the status messages write it:
+ * "<separator>hugepages=2M" for a hugetlb group, "" for ordinary pages. */
+void hugepage_option(uint64_t page_size, char separator, char *text, size_t len);

@@ -1,4 +1,5 @@
 #include "vmm/broker/connect.h"
+#include "vmm/hugepages.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -42,12 +43,10 @@ int broker_check_room(const char *dir, const char *name, char *why, size_t why_l
 static void shape_text(char *text, size_t len, uint64_t size, unsigned int vectors,
                        uint64_t hugepage_size)
 {
-    char size_text[32], page_text[32] = "";
+    char size_text[32], huge_text[48];
     format_size(size, size_text, sizeof(size_text));
-    if (hugepage_size)
-        format_size(hugepage_size, page_text, sizeof(page_text));
-    snprintf(text, len, "size=%s vectors=%u%s%s", size_text, vectors,
-             hugepage_size ? " hugepages=" : "", page_text);
+    hugepage_option(hugepage_size, ' ', huge_text, sizeof(huge_text));
+    snprintf(text, len, "size=%s vectors=%u%s", size_text, vectors, huge_text);
 }
 
 int broker_connect(const char *dir, const struct shm_spec *spec, bool *spawned, pid_t *broker_pid,

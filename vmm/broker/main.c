@@ -19,6 +19,7 @@
 #include "vmm/broker/runtime.h"
 #include "vmm/broker/server.h"
 #include "vmm/broker/status.h"
+#include "vmm/hugepages.h"
 #include "vmm/reason.h"
 #include "vmm/shm_spec.h"
 #include "vmm/size.h"
@@ -182,17 +183,6 @@ static int leave_parent(int ready_fd)
     return 0;
 }
 
-/* ",hugepages=2M" for a hugetlb group, "" for ordinary pages: what --shm needs added. */
-static void hugepages_option(uint64_t hugepage_size, char *text, size_t len)
-{
-    char page[32];
-    text[0] = '\0';
-    if (!hugepage_size)
-        return;
-    format_size(hugepage_size, page, sizeof(page));
-    snprintf(text, len, ",hugepages=%s", page);
-}
-
 /* By hand, under NAME.lock: a live group is reported (exit status), a dead one's files
  * removed. Returns -1 to go on. */
 static int claim_group(const char *dir, const struct shm_spec *spec, const char *sock_path)
@@ -211,7 +201,7 @@ static int claim_group(const char *dir, const struct shm_spec *spec, const char 
     if (broker_status_read(status_path, status) == 0 && broker_alive(status->broker_pid)) {
         char size[32], huge[48];
         format_size(status->size, size, sizeof(size));
-        hugepages_option(status->hugepage_size, huge, sizeof(huge));
+        hugepage_option(status->hugepage_size, ',', huge, sizeof(huge));
         fprintf(stderr,
                 "minivmm-broker: group '%s' already exists: size=%s vectors=%u%s, broker pid %d, "
                 "%u peers, socket %s\n",
@@ -307,7 +297,7 @@ static int run(const struct broker_args *args)
     if (by_hand) {
         char size[32], huge[48];
         format_size(spec->size, size, sizeof(size));
-        hugepages_option(spec->hugepage_size, huge, sizeof(huge));
+        hugepage_option(spec->hugepage_size, ',', huge, sizeof(huge));
         printf("minivmm-broker: group %s size=%s vectors=%u%s, pid %d\n"
                "minivmm-broker: socket %s\n"
                "minivmm-broker: minivmm joins with --shm=%s,size=%s,vectors=%u%s; QEMU with "

@@ -1,4 +1,5 @@
 #include "vmm/broker/spawn.h"
+#include "vmm/hugepages.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,19 +137,16 @@ int broker_spawn(const char *dir, const struct shm_spec *spec, pid_t *broker_pid
     int ret = broker_exe_path(exe, sizeof(exe), why, why_len);
     if (ret < 0)
         return ret;
-    char dir_arg[PATH_MAX + 16], spec_arg[SHM_NAME_MAX + 64], fd_arg[32];
+    char dir_arg[PATH_MAX + 16], spec_arg[SHM_NAME_MAX + 112], fd_arg[32];
     snprintf(fd_arg, sizeof(fd_arg), "--ready-fd=%d", BROKER_READY_FD);
     if (snprintf(dir_arg, sizeof(dir_arg), "--runtime-dir=%s", dir) >= (int)sizeof(dir_arg)) {
         reason_set(why, why_len, "runtime folder path too long: %s", dir);
         return -ENAMETOOLONG;
     }
-    int n = snprintf(spec_arg, sizeof(spec_arg), "%s,size=%" PRIu64 ",vectors=%u", name, spec->size,
-                     spec->vectors);
-    if (spec->hugepage_size) {
-        char page[32];
-        format_size(spec->hugepage_size, page, sizeof(page));
-        snprintf(spec_arg + n, sizeof(spec_arg) - (size_t)n, ",hugepages=%s", page);
-    }
+    char huge_text[48];
+    hugepage_option(spec->hugepage_size, ',', huge_text, sizeof(huge_text));
+    snprintf(spec_arg, sizeof(spec_arg), "%s,size=%" PRIu64 ",vectors=%u%s", name, spec->size,
+             spec->vectors, huge_text);
     char *argv[8];
     int argc = 0;
     argv[argc++] = (char *)BROKER_EXE_NAME;

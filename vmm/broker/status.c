@@ -1,4 +1,5 @@
 #include "vmm/broker/status.h"
+#include "vmm/hugepages.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -248,12 +249,8 @@ int broker_status_list(FILE *out)
             continue;
         }
         format_size(st->size, size_text, sizeof(size_text));
-        char huge_text[48] = "";
-        if (st->hugepage_size) {
-            char page[32];
-            format_size(st->hugepage_size, page, sizeof(page));
-            snprintf(huge_text, sizeof(huge_text), " hugepages=%s", page);
-        }
+        char huge_text[48];
+        hugepage_option(st->hugepage_size, ' ', huge_text, sizeof(huge_text));
         fprintf(out, "%s size=%s vectors=%u%s broker_pid=%d%s peers=%u [", st->name, size_text,
                 st->vectors, huge_text, (int)st->broker_pid,
                 broker_alive(st->broker_pid) ? "" : " STALE (broker not running)", st->peer_count);
