@@ -123,16 +123,9 @@ int broker_connect(const char *dir, const struct shm_spec *spec, bool *spawned, 
     }
 
     /* Nobody listens: whatever is left belongs to a dead broker. */
-    if (unlink(sock_path) < 0 && errno != ENOENT) {
-        ret = -errno;
-        reason_set(why, why_len, "unlink stale socket %s: %s", sock_path, strerror(errno));
+    ret = broker_remove_stale(sock_path, status_path, why, why_len);
+    if (ret < 0)
         goto out;
-    }
-    if (unlink(status_path) < 0 && errno != ENOENT) {
-        ret = -errno;
-        reason_set(why, why_len, "unlink stale status %s: %s", status_path, strerror(errno));
-        goto out;
-    }
     pid_t pid;
     ret = broker_spawn(dir, spec, &pid, why, why_len);
     if (ret < 0)

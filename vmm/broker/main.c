@@ -224,11 +224,9 @@ static int claim_group(const char *dir, const struct shm_spec *spec, const char 
         ret = BROKER_EXIT_ERROR;
         goto out;
     }
-    if (unlink(sock_path) < 0 && errno != ENOENT) {
-        log_error("unlink stale socket %s: %s", sock_path, strerror(errno));
-        ret = BROKER_EXIT_ERROR;
-    } else if (unlink(status_path) < 0 && errno != ENOENT) {
-        log_error("unlink stale status %s: %s", status_path, strerror(errno));
+    char why[PATH_MAX + 64];
+    if (broker_remove_stale(sock_path, status_path, why, sizeof(why)) < 0) {
+        log_error("%s", why);
         ret = BROKER_EXIT_ERROR;
     }
 out:

@@ -165,3 +165,14 @@ int broker_socket_connect(const char *path)
             return -err;
     }
 }
+
+int broker_remove_stale(const char *sock_path, const char *status_path, char *why, size_t why_len)
+{
+    if (unlink(sock_path) < 0 && errno != ENOENT)
+        return reason_fail(-errno, why, why_len, "unlink stale socket %s: %s", sock_path,
+                           strerror(errno));
+    if (unlink(status_path) < 0 && errno != ENOENT)
+        return reason_fail(-errno, why, why_len, "unlink stale status %s: %s", status_path,
+                           strerror(errno));
+    return 0;
+}

@@ -44,3 +44,8 @@ int broker_socket_connect(const char *path);
 /* Raises RLIMIT_NOFILE's soft limit to at least need (capped at the hard limit): a group
  * of 64 peers with 64 vectors puts 4096 eventfds in one process. Returns 0 or -errno. */
 int shm_raise_fd_limit(unsigned long need);
+
+/* Removes what a dead broker left: its socket and status file (either may be gone
+ * already). Call with NAME.lock held, once nothing answers on the socket. Returns 0 or
+ * -errno with a sentence in why. */
+int broker_remove_stale(const char *sock_path, const char *status_path, char *why, size_t why_len);
