@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "ivc.h"
 #include "ivc_bench.h"
 
@@ -135,21 +136,6 @@ static void show_progress(const struct opts *o, const char *verb, uint64_t bytes
     *shown = now;
     fprintf(stderr, "minivmm-ivc: %" PRIu64 " MiB %s, %.1f MB/s\n", bytes >> 20, verb,
             bytes / ((now - start) / 1e9) / 1e6);
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 static int do_send(const struct opts *o, struct ivc_chan *chan)

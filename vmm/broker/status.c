@@ -1,5 +1,4 @@
 #include "vmm/broker/status.h"
-#include "vmm/hugepages.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,8 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "common/log.h"
 #include "vmm/broker/runtime.h"
+#include "vmm/hugepages.h"
 #include "vmm/reason.h"
 #include "vmm/size.h"
 
@@ -121,20 +122,6 @@ bool broker_alive(pid_t pid)
     *close_paren = '\0';
     char state = close_paren[2];
     return state != 'Z' && state != 'X' && strcmp(open_paren + 1, BROKER_PROCESS_NAME) == 0;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 int broker_status_write(const char *path, const char *tmp_path, const struct broker_status *status,
