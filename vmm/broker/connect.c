@@ -1,5 +1,4 @@
 #include "vmm/broker/connect.h"
-#include "vmm/hugepages.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -10,6 +9,7 @@
 #include "vmm/broker/runtime.h"
 #include "vmm/broker/spawn.h"
 #include "vmm/broker/status.h"
+#include "vmm/hugepages.h"
 #include "vmm/reason.h"
 #include "vmm/size.h"
 

@@ -1,5 +1,4 @@
 #include "vmm/broker/spawn.h"
-#include "vmm/hugepages.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "vmm/broker/runtime.h"
+#include "vmm/hugepages.h"
 #include "vmm/reason.h"
 #include "vmm/size.h"
 
