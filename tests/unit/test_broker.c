@@ -111,12 +111,25 @@ static void broker_start(struct fixture *f, unsigned int vectors, int first_clie
     assert_string_equal(text, expected);
 }
 
-static struct ivclient *client_join(struct fixture *f, int slot, unsigned int vectors)
+/* A client that joins as QEMU does, or (greet) as minivmm's do: greeting the broker first. */
+static struct ivclient *join(struct fixture *f, int slot, unsigned int vectors, bool greet)
 {
     struct ivclient *c = ivclient_connect(f->sock, vectors);
+    if (greet)
+        assert_int_equal(ivproto_send(c->sock, IVPROTO_HELLO, -1), 0);
     ivclient_burst(c);
     f->clients[slot] = c;
     return c;
+}
+
+static struct ivclient *client_join(struct fixture *f, int slot, unsigned int vectors)
+{
+    return join(f, slot, vectors, false);
+}
+
+static struct ivclient *minivmm_client_join(struct fixture *f, int slot, unsigned int vectors)
+{
+    return join(f, slot, vectors, true);
 }
 
 static void client_drop(struct fixture *f, int slot)
@@ -232,16 +245,6 @@ static void test_eventfds_connect_peers(void **state)
         assert_int_equal(eventfd_take(a->own[1 - v]), 0);
         assert_int_equal(eventfd_take(a->own[v]), 9);
     }
-}
-
-/* A minivmm client: it greets the broker before reading its burst. */
-static struct ivclient *minivmm_client_join(struct fixture *f, int slot, unsigned int vectors)
-{
-    struct ivclient *c = ivclient_connect(f->sock, vectors);
-    assert_int_equal(ivproto_send(c->sock, IVPROTO_HELLO, -1), 0);
-    ivclient_burst(c);
-    f->clients[slot] = c;
-    return c;
 }
 
 static void test_leave_is_announced_and_id_reused(void **state)
